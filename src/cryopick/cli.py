@@ -1,0 +1,82 @@
+"""The ``cryopick`` command: subcommands grouped by stage, each a thin module in ``commands/``.
+
+Errors meant for the user (``CryopickError``) print as one line and exit non-zero;
+``--debug`` shows the traceback of anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+
+from . import __version__
+from .errors import CryopickError
+
+GROUPS = {
+    "data": ["simulate", "prepare"],
+    "training": ["train", "selftrain"],
+    "inference": ["predict", "pick"],
+    "evaluation and reports": ["evaluate", "compare", "report", "demo"],
+}
+
+
+def _module(name: str):
+    return importlib.import_module(f".commands.{name}", __package__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    epilog = "\n".join(f"{group}: {', '.join(cmds)}" for group, cmds in GROUPS.items())
+    parser = argparse.ArgumentParser(
+        prog="cryopick",
+        description="Cryo-EM particle picking with U-Net / Attention U-Net and self-training.",
+        epilog="commands by stage:\n" + epilog + "\n\nrun 'cryopick COMMAND --help' for each command's options",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"cryopick {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for cmds in GROUPS.values():
+        for name in cmds:
+            try:
+                mod = _module(name)
+            except ModuleNotFoundError:  # TEMP
+                continue
+            doc = (mod.__doc__ or "").strip()
+            p = sub.add_parser(name, help=doc.splitlines()[0] if doc else name, description=doc,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+            mod.add_args(p)
+            p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+            p.set_defaults(_main=mod.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False) or bool(os.environ.get("CRYOPICK_DEBUG"))
+    try:
+        rc = args._main(args)
+        return int(rc or 0)
+    except CryopickError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"cryopick {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"cryopick {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(f"cryopick {args.command}: error: out of memory; lower --batch-size, --patch-size or tile size", file=sys.stderr)
+        return 4
+    except Exception as e:  # a bug or an unforeseen input: one line unless --debug
+        if debug:
+            raise
+        print(f"cryopick {args.command}: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

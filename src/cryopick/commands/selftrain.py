@@ -1,0 +1,39 @@
+"""Self-train: supervised phase, then iterations of pseudo-labelling all micrographs and retraining.
+
+Micrographs without a label file take part as unlabelled data. Writes
+OUT/baseline_model.pt, OUT/model_iteration_K.pt, OUT/final_model.pt,
+OUT/training_summary.json and OUT/config.yaml.
+
+example:
+  cryopick selftrain --images mics/ --labels sparse.star --radius 16 --out runs/st --iterations 3 --dynamic-thresholds
+"""
+
+from ._common import BOOL, add_common, add_data_args, add_train_args, config_from_args
+
+
+def add_args(p):
+    add_data_args(p)
+    add_train_args(p)
+    g = p.add_argument_group("self-training")
+    g.add_argument("--iterations", type=int, help="self-training iterations (default 3)")
+    g.add_argument("--retrain-epochs", type=int, help="epochs per iteration (default 10)")
+    g.add_argument("--positive-threshold", type=float, help="pseudo-positive above this probability (default 0.95)")
+    g.add_argument("--negative-threshold", type=float, help="reliable negative below this probability (default 0.05)")
+    g.add_argument("--dynamic-thresholds", action=BOOL, default=None,
+                   help="relax thresholds linearly over iterations (0.98->0.90, 0.02->0.10)")
+    g.add_argument("--init", metavar="CKPT", help="skip the supervised phase and start from this checkpoint")
+    p.add_argument("--out", required=True)
+    add_common(p)
+
+
+def main(args):
+    from ..selftrain import selftrain_run
+
+    summary = selftrain_run(config_from_args(args), args.out)
+    final = summary.get("final") or {}
+    base = summary.get("baseline") or {}
+    if final:
+        print(f"done: validation F1 {base.get('f1', float('nan')):.4f} (supervised) -> {final.get('f1', float('nan')):.4f} "
+              f"(after {len(summary['iterations'])} iterations); models in {args.out}")
+    else:
+        print(f"done: {len(summary['iterations'])} iterations; models in {args.out}")

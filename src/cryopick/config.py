@@ -1,0 +1,164 @@
+"""Typed run configuration: dataclasses, YAML round trip, and the values chosen per device.
+
+A run's resolved configuration is written as ``config.yaml`` next to its outputs; a
+``--config FILE.yaml`` holds the same sections (``data``, ``model``, ``train``,
+``selftrain``, ``pick``) and command-line flags override it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError
+
+
+@dataclass
+class DataConfig:
+    images: list[str] = field(default_factory=list)  # MICS: files, directories, globs, or a zarr dataset dir
+    labels: str | None = None  # label file or directory (any supported format)
+    val_images: list[str] = field(default_factory=list)
+    val_labels: str | None = None
+    label_format: str | None = None  # None: guessed per file
+    radius: float | None = None  # particle radius in original-micrograph px; None: half the labels' diameter
+    mask_radius_scale: float = 1.0  # target disk radius = radius * scale
+    downsample: float | None = None  # None: auto, so that a particle spans ~24-32 px
+    normalize: str = "robust"  # robust | zscore | none
+    val_fraction: float = 0.2  # share of micrographs held out when no --val-images are given
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "unet"  # unet | attention-unet
+    base_features: int | None = None  # None: 64 on CUDA (the seeds), 16 on CPU
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"  # cosine | warm-restarts
+    t0: int = 10  # warm restarts: first period (epochs)
+    t_mult: int = 2
+    eta_min: float = 1e-6
+    loss: str = "combined"  # bce | focal | dice | combined
+    focal_weight: float = 0.7
+    dice_weight: float = 0.3
+    focal_alpha: float | None = 0.25
+    focal_gamma: float = 2.0
+    augment: bool = True
+    balanced_sampling: bool = False
+    positive_share: float = 0.5  # balanced sampling: share of patches that contain a particle
+    patch_size: int | None = None  # None: 256 on CUDA, 128 on CPU
+    patches_per_epoch: int | None = None  # None: enough to cover the training area once
+    eval_every: int = 1
+    seed: int = 42
+    device: str = "auto"
+    num_workers: int = 0
+    amp: bool = False  # mixed precision on CUDA
+    tile_size: int = 512  # inference tiles for validation / prediction
+    resume: bool = False
+
+
+@dataclass
+class SelfTrainConfig:
+    iterations: int = 3
+    retrain_epochs: int = 10
+    positive_threshold: float = 0.95
+    negative_threshold: float = 0.05
+    dynamic_thresholds: bool = False
+    dynamic_start: tuple[float, float] = (0.98, 0.02)  # (positive, negative) at the first iteration
+    dynamic_end: tuple[float, float] = (0.90, 0.10)  # ... at the last
+    protect_ring: float = 0.5  # around each labelled particle, radius*(1+ring) is never made negative
+    init: str | None = None  # start from this checkpoint instead of a supervised phase
+
+
+@dataclass
+class PickConfig:
+    threshold: float | None = None  # None: the checkpoint's calibrated threshold
+    min_distance: float | None = None  # px, original micrograph; None: the particle radius
+    score: str = "peak"  # peak | mean
+    min_area: int = 0
+    tile_size: int = 512
+    overlap: int = 64
+    batch_size: int = 4
+    formats: list[str] = field(default_factory=lambda: ["star"])
+    box_size: int | None = None
+    downsample: float | None = None  # None: the checkpoint's
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    selftrain: SelfTrainConfig = field(default_factory=SelfTrainConfig)
+    pick: PickConfig = field(default_factory=PickConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "RunConfig":
+        return _from_dict(cls, d or {}, source)
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _from_dict(cls, d: dict[str, Any], source: str):
+    if not isinstance(d, dict):
+        raise InputError(f"{source}: expected a mapping for {cls.__name__}, got {type(d).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise InputError(f"{source}: unknown option(s) {', '.join(unknown)} in {cls.__name__}; known: {', '.join(fields)}")
+    kwargs = {}
+    for name, value in d.items():
+        default = getattr(cls(), name)
+        if dataclasses.is_dataclass(default):
+            value = _from_dict(type(default), value, source)
+        elif isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    path = Path(path)
+    try:
+        d = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise InputError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return RunConfig.from_dict(d or {}, source=str(path))
+
+
+def run_record(config: RunConfig) -> dict[str, Any]:
+    """What a run writes as config.yaml: the resolved config, the version and the command line."""
+    from . import __version__
+
+    return {"cryopick_version": __version__, "command": " ".join(sys.argv), **config.to_dict()}
+
+
+def save_run_config(config: RunConfig, out_dir: str | Path) -> Path:
+    from .io.atomic import atomic_write_text
+
+    path = Path(out_dir) / "config.yaml"
+    atomic_write_text(path, yaml.safe_dump(run_record(config), sort_keys=False))
+    return path

@@ -1,0 +1,75 @@
+"""Tiled inference: a probability map for a micrograph of any size in bounded memory.
+
+The (preprocessed) image is cut into ``tile`` x ``tile`` windows that overlap by
+``overlap`` px; each window's sigmoid output is blended with a smooth weight that
+falls towards the window's edges, so seams disappear and a particle on a tile border
+gets the same probability as anywhere else. Peak memory is O(batch * tile^2) for the
+network plus two float32 maps of the image's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def _starts(length: int, tile: int, step: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, step)) + [length - tile]
+    return sorted(set(starts))
+
+
+def _blend_window(tile: int, overlap: int) -> np.ndarray:
+    """Weights 1 in the middle, a cosine ramp over ``overlap`` px towards each edge (never 0)."""
+    w = np.ones(tile, np.float32)
+    if overlap > 0:
+        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(overlap) + 0.5) / overlap)
+        w[:overlap] = ramp
+        w[-overlap:] = ramp[::-1]
+    return np.outer(w, w)
+
+
+def autocast_context(device: torch.device, amp: bool):
+    if amp and device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def predict_probability(models: nn.Module | list[nn.Module], image: np.ndarray, tile: int = 512, overlap: int = 64,
+                         batch_size: int = 4, device: torch.device | str = "cpu", amp: bool = False) -> np.ndarray:
+    """Probability map (h, w) float32 for a preprocessed image; several models are averaged
+    (an ensemble: the mean of their probabilities)."""
+    models = models if isinstance(models, (list, tuple)) else [models]
+    device = torch.device(device)
+    h, w = image.shape
+    tile = int(min(tile, max(h, w)))
+    tile += (-tile) % 16
+    overlap = min(overlap, tile // 4)
+    pad_h, pad_w = max(0, tile - h), max(0, tile - w)
+    img = np.pad(image, ((0, pad_h), (0, pad_w)), mode="reflect" if min(h, w) > max(pad_h, pad_w) else "edge")
+    H, W = img.shape
+    step = tile - overlap
+    windows = [(y, x) for y in _starts(H, tile, step) for x in _starts(W, tile, step)]
+    weight = _blend_window(tile, overlap if len(windows) > 1 else 0)
+    acc = np.zeros((H, W), np.float32)
+    norm = np.zeros((H, W), np.float32)
+    for m in models:
+        m.eval()
+    for i in range(0, len(windows), batch_size):
+        chunk = windows[i : i + batch_size]
+        batch = torch.from_numpy(np.stack([img[y : y + tile, x : x + tile] for y, x in chunk]))[:, None].to(device)
+        with autocast_context(device, amp):
+            prob = sum(torch.sigmoid(m(batch).float()) for m in models) / len(models)
+        prob = prob[:, 0].cpu().numpy()
+        for (y, x), p in zip(chunk, prob):
+            acc[y : y + tile, x : x + tile] += p * weight
+            norm[y : y + tile, x : x + tile] += weight
+    return (acc / norm)[:h, :w]
+
+

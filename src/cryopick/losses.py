@@ -1,0 +1,99 @@
+"""Segmentation losses from logits, all honouring an ignore mask.
+
+Targets hold 1 (particle), 0 (background) or values in between (soft labels), and
+IGNORE (-1) for pixels that must not contribute: ignored pixels get exactly zero
+gradient. Each loss is a pure function plus a thin ``nn.Module``; ``build_loss`` maps
+the CLI names onto them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import InputError
+
+IGNORE = -1.0
+
+
+def _valid(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return (valid mask as float, target with ignored pixels set to 0, number of valid pixels >= 1)."""
+    valid = target >= 0
+    t = torch.where(valid, target, torch.zeros_like(target))
+    return valid.to(target.dtype), t, valid.sum().clamp_min(1)
+
+
+def bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy averaged over the non-ignored pixels."""
+    valid, t, n = _valid(target)
+    per_px = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
+    return (per_px * valid).sum() / n
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float | None = 0.25, gamma: float = 2.0) -> torch.Tensor:
+    """Focal loss (Lin et al. 2017) averaged over non-ignored pixels.
+
+    FL = -alpha_t (1 - p_t)^gamma log(p_t); alpha weights positives (1 - alpha negatives),
+    ``alpha=None`` disables the class weighting. With gamma=0 and alpha=None it is BCE.
+    """
+    valid, t, n = _valid(target)
+    ce = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
+    p = torch.sigmoid(logits)
+    p_t = p * t + (1 - p) * (1 - t)
+    loss = ce * (1 - p_t).pow(gamma)
+    if alpha is not None:
+        loss = loss * (alpha * t + (1 - alpha) * (1 - t))
+    return (loss * valid).sum() / n
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """Soft Dice loss 1 - (2|P.T| + s) / (|P| + |T| + s) over the non-ignored pixels of the batch."""
+    valid, t, _ = _valid(target)
+    p = torch.sigmoid(logits) * valid
+    inter = (p * t).sum()
+    return 1 - (2 * inter + smooth) / (p.sum() + t.sum() + smooth)
+
+
+def combined_loss(logits: torch.Tensor, target: torch.Tensor, focal_weight: float = 0.7, dice_weight: float = 0.3,
+                  alpha: float | None = 0.25, gamma: float = 2.0) -> torch.Tensor:
+    """focal_weight * focal + dice_weight * dice (the seeds' default 0.7 / 0.3)."""
+    return focal_weight * focal_loss(logits, target, alpha, gamma) + dice_weight * dice_loss(logits, target)
+
+
+class MaskedLoss(nn.Module):
+    """A loss function with fixed keyword options, as an nn.Module."""
+
+    def __init__(self, fn, **options):
+        super().__init__()
+        self.fn, self.options = fn, options
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if logits.shape != target.shape:
+            raise ValueError(f"logits {tuple(logits.shape)} and target {tuple(target.shape)} differ in shape")
+        return self.fn(logits, target, **self.options)
+
+    def extra_repr(self) -> str:
+        return f"{self.fn.__name__}, {self.options}"
+
+
+LOSSES = ("bce", "focal", "dice", "combined")
+
+
+def build_loss(name: str, focal_weight: float = 0.7, dice_weight: float = 0.3, alpha: float | None = 0.25,
+               gamma: float = 2.0) -> MaskedLoss:
+    if gamma < 0:
+        raise InputError(f"focal gamma must be >= 0, got {gamma}")
+    if alpha is not None and not 0 <= alpha <= 1:
+        raise InputError(f"focal alpha must be in [0, 1], got {alpha}")
+    if focal_weight < 0 or dice_weight < 0 or focal_weight + dice_weight == 0:
+        raise InputError(f"loss weights must be >= 0 and not both 0, got focal {focal_weight}, dice {dice_weight}")
+    if name == "bce":
+        return MaskedLoss(bce_loss)
+    if name == "focal":
+        return MaskedLoss(focal_loss, alpha=alpha, gamma=gamma)
+    if name == "dice":
+        return MaskedLoss(dice_loss)
+    if name == "combined":
+        return MaskedLoss(combined_loss, focal_weight=focal_weight, dice_weight=dice_weight, alpha=alpha, gamma=gamma)
+    raise InputError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")

@@ -1,0 +1,544 @@
+"""Pixel metrics (segmentation view) and particle metrics (picking view).
+
+Pixel metrics
+-------------
+Inputs are probability maps in [0, 1] and target masks with 1 = particle, 0 = background and
+-1 = ignore; ignored pixels are excluded from every count. A pixel is *predicted positive* when
+``prob >= threshold``. Degenerate cases use the convention ``0 / 0 -> 0``:
+
+* precision = tp / (tp + fp), 0 when nothing is predicted positive;
+* recall    = tp / (tp + fn), 0 when there is no positive pixel;
+* f1        = 2 tp / (2 tp + fp + fn), 0 when both are empty;
+* iou       = tp / (tp + fp + fn), 0 when both are empty;
+* auc       = ROC AUC = P(score of a random positive > score of a random negative), ties
+  counting 1/2 (Mann-Whitney U / (n_pos n_neg)); NaN when only one class is present.
+
+:func:`pixel_metrics` computes the AUC exactly from ranks (``scipy.stats.rankdata``, ties
+averaged) for up to :data:`EXACT_AUC_MAX_PIXELS` pixels; beyond that (or with
+``auc_method="histogram"``) it uses the histogram estimate of :class:`PixelAccumulator`, which is
+what training validation should use (constant memory, one pass).
+
+Histogram AUC error: scores are binned into ``n_bins`` equal bins over [0, 1] per class; pairs of
+a positive and a negative in different bins are ordered exactly, pairs in the same bin are counted
+as ties (1/2). The absolute error is therefore at most ``0.5 * sum_b p_b n_b`` where ``p_b`` /
+``n_b`` are the fractions of positives / negatives falling in bin ``b``
+(:meth:`PixelAccumulator.auc_error_bound`); this is ``<= 0.5 * max_b p_b`` and about
+``0.5 / n_bins`` for spread-out scores (5e-4 with 1000 bins), and usually much smaller because
+within-bin errors cancel. It can be large only when most scores of both classes pile into one bin.
+
+Particle metrics
+----------------
+A pick matches a true particle when their distance is ``<= radius`` (inclusive), one-to-one.
+:func:`match_particles` finds the assignment with the most matches and, among those, the smallest
+total distance (Hungarian algorithm on each connected component of the candidate-pair graph).
+
+:func:`evaluate_picks` pools every micrograph:
+
+* The precision-recall curve is built from ONE matching of ALL picks (Hungarian, per
+  micrograph); the score threshold is then swept over the picks in descending score order and the
+  matched picks count as true positives. Consequence: unlike the greedy-in-score-order matching
+  of detection benchmarks (VOC/COCO), a low-scoring pick may hold the match of a particle that a
+  higher-scoring pick was also within reach of, so the high-threshold end of the curve can be a
+  little pessimistic; in exchange the full-set point (lowest threshold) has the maximum possible
+  number of matches. At each threshold the curve is a lower bound on re-matching only the kept
+  picks.
+* ``ap`` = area under that curve with VOC "all points" interpolation: precision is made
+  monotonically non-increasing from the right, and AP = sum over recall steps of
+  (recall step) x (interpolated precision). Picks with equal scores enter together.
+* ``precision``/``recall``/``f1``/``n_matched``/``mean_error`` describe one operating point: all
+  picks, or the picks with ``score >= threshold`` when ``threshold`` is given; those picks are
+  RE-MATCHED (Hungarian) so the numbers equal what evaluating the filtered pick set would give.
+* ``best_f1``/``best_threshold`` come from the curve (single matching).
+* Micrographs in ``picks`` but not in ``truth`` count as having no particles (all their picks
+  are false positives); micrographs in ``truth`` but not in ``picks`` have no picks (all their
+  particles are missed). 0/0 -> 0 as for pixels; ``ap = 0`` when there is no true particle;
+  ``mean_error`` is NaN (``None`` in :meth:`ParticleMetrics.as_dict`) when nothing matched.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+from scipy.stats import rankdata
+
+from cryopick.errors import InputError
+
+__all__ = [
+    "EXACT_AUC_MAX_PIXELS",
+    "PixelMetrics",
+    "PixelAccumulator",
+    "pixel_metrics",
+    "roc_auc",
+    "ParticleMetrics",
+    "match_particles",
+    "evaluate_picks",
+    "pr_curve",
+]
+
+EXACT_AUC_MAX_PIXELS = 4_000_000
+_PIXEL_CHUNK = 1 << 22  # pixels processed at a time (bounds temporary memory)
+
+
+def _div(num: float, den: float) -> float:
+    return float(num) / float(den) if den else 0.0
+
+
+def _json_float(v):
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+# --------------------------------------------------------------------------- pixel metrics
+
+
+@dataclass
+class PixelMetrics:
+    precision: float
+    recall: float
+    f1: float
+    iou: float
+    auc: float
+    threshold: float
+    n_pixels: int
+
+    def as_dict(self) -> dict:
+        """JSON-friendly dict (NaN -> None)."""
+        return {
+            "precision": _json_float(self.precision),
+            "recall": _json_float(self.recall),
+            "f1": _json_float(self.f1),
+            "iou": _json_float(self.iou),
+            "auc": _json_float(self.auc),
+            "threshold": _json_float(self.threshold),
+            "n_pixels": int(self.n_pixels),
+        }
+
+
+def _to_numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):  # torch tensor, possibly on a GPU
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _as_list(x) -> list:
+    if isinstance(x, (list, tuple)):
+        return list(x)
+    return [x]
+
+
+def _valid_pairs(probs, target):
+    """Yield flattened (scores, is_positive) over non-ignored pixels, in chunks of bounded size."""
+    ps, ts = _as_list(probs), _as_list(target)
+    if len(ps) != len(ts):
+        raise InputError(f"got {len(ps)} probability maps but {len(ts)} targets")
+    for p, t in zip(ps, ts):
+        p, t = _to_numpy(p), _to_numpy(t)
+        if p.shape != t.shape:
+            raise InputError(f"probability map shape {p.shape} differs from target shape {t.shape}")
+        p = p.reshape(-1)
+        t = t.reshape(-1)
+        for s in range(0, p.size, _PIXEL_CHUNK):
+            pc, tc = p[s : s + _PIXEL_CHUNK], t[s : s + _PIXEL_CHUNK]
+            if not np.isfinite(pc).all():
+                raise InputError("probability map contains NaN or infinite values")
+            bad = (tc != 0) & (tc != 1) & (tc != -1)
+            if bad.any():
+                raise InputError(f"target values must be 1, 0 or -1 (ignore); found {np.unique(tc[bad])[:5]}")
+            keep = tc != -1
+            yield pc[keep], tc[keep] == 1
+
+
+def _confusion(scores: np.ndarray, pos: np.ndarray, threshold: float) -> tuple[int, int, int]:
+    pred = scores >= threshold
+    tp = int(np.count_nonzero(pred & pos))
+    fp = int(np.count_nonzero(pred)) - tp
+    fn = int(np.count_nonzero(pos)) - tp
+    return tp, fp, fn
+
+
+def _metrics_from_counts(tp: int, fp: int, fn: int, auc: float, threshold: float, n: int) -> PixelMetrics:
+    return PixelMetrics(
+        precision=_div(tp, tp + fp),
+        recall=_div(tp, tp + fn),
+        f1=_div(2 * tp, 2 * tp + fp + fn),
+        iou=_div(tp, tp + fp + fn),
+        auc=float(auc),
+        threshold=float(threshold),
+        n_pixels=int(n),
+    )
+
+
+def roc_auc(scores, is_positive) -> float:
+    """Exact ROC AUC from the rank statistic (ties averaged); NaN if only one class."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    pos = np.asarray(is_positive, dtype=bool).reshape(-1)
+    n_pos = int(np.count_nonzero(pos))
+    n_neg = pos.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)  # average ranks for ties
+    u = float(ranks[pos].sum()) - n_pos * (n_pos + 1) / 2.0
+    return u / (float(n_pos) * float(n_neg))
+
+
+class PixelAccumulator:
+    """Streaming pixel metrics: exact tp/fp/fn at ``threshold``, histogram-approximated AUC.
+
+    Memory is ``2 * n_bins`` counters whatever the number of pixels. Scores are clipped to [0, 1]
+    for binning (bin ``b`` holds ``[b / n_bins, (b + 1) / n_bins)``, the last bin also 1.0).
+    See the module docstring for the AUC error bound.
+    """
+
+    def __init__(self, threshold: float = 0.5, n_bins: int = 1000):
+        if n_bins < 1:
+            raise InputError(f"n_bins must be >= 1, got {n_bins}")
+        self.threshold = float(threshold)
+        self.n_bins = int(n_bins)
+        self.reset()
+
+    def reset(self) -> None:
+        self.tp = self.fp = self.fn = 0
+        self.hist_pos = np.zeros(self.n_bins, dtype=np.int64)
+        self.hist_neg = np.zeros(self.n_bins, dtype=np.int64)
+
+    @property
+    def n_pixels(self) -> int:
+        return int(self.hist_pos.sum() + self.hist_neg.sum())
+
+    def update(self, probs, target) -> None:
+        """Add probability map(s) and target(s) (arrays, tensors, or lists of them)."""
+        for s, pos in _valid_pairs(probs, target):
+            tp, fp, fn = _confusion(s, pos, self.threshold)
+            self.tp += tp
+            self.fp += fp
+            self.fn += fn
+            b = np.clip((s.astype(np.float64) * self.n_bins).astype(np.int64), 0, self.n_bins - 1)
+            self.hist_pos += np.bincount(b[pos], minlength=self.n_bins)
+            self.hist_neg += np.bincount(b[~pos], minlength=self.n_bins)
+
+    def merge(self, other: "PixelAccumulator") -> None:
+        if other.n_bins != self.n_bins or other.threshold != self.threshold:
+            raise InputError("cannot merge accumulators with different thresholds or bin counts")
+        self.tp += other.tp
+        self.fp += other.fp
+        self.fn += other.fn
+        self.hist_pos += other.hist_pos
+        self.hist_neg += other.hist_neg
+
+    def auc(self) -> float:
+        n_pos = float(self.hist_pos.sum())
+        n_neg = float(self.hist_neg.sum())
+        if n_pos == 0 or n_neg == 0:
+            return float("nan")
+        neg = self.hist_neg.astype(np.float64)
+        below = np.concatenate([[0.0], np.cumsum(neg)[:-1]])
+        return float(np.dot(self.hist_pos.astype(np.float64), below + 0.5 * neg) / (n_pos * n_neg))
+
+    def auc_error_bound(self) -> float:
+        """Upper bound on |histogram AUC - exact AUC| for the data seen (NaN if one class)."""
+        n_pos = float(self.hist_pos.sum())
+        n_neg = float(self.hist_neg.sum())
+        if n_pos == 0 or n_neg == 0:
+            return float("nan")
+        return 0.5 * float(np.dot(self.hist_pos / n_pos, self.hist_neg / n_neg))
+
+    def compute(self) -> PixelMetrics:
+        return _metrics_from_counts(self.tp, self.fp, self.fn, self.auc(), self.threshold, self.n_pixels)
+
+
+def pixel_metrics(probs, target, threshold: float = 0.5, auc_method: str = "auto") -> PixelMetrics:
+    """Pixel precision/recall/F1/IoU at ``threshold`` and ROC AUC.
+
+    ``probs``/``target``: arrays (or torch tensors) of any matching shapes, or lists of them
+    (each pair flattened, then concatenated). ``auc_method``: ``"exact"`` (ranks),
+    ``"histogram"`` (:class:`PixelAccumulator`, 1000 bins) or ``"auto"`` (exact up to
+    :data:`EXACT_AUC_MAX_PIXELS` non-ignored pixels). tp/fp/fn are always exact.
+    """
+    if auc_method not in ("auto", "exact", "histogram"):
+        raise InputError(f"auc_method must be 'auto', 'exact' or 'histogram', got {auc_method!r}")
+    if auc_method == "auto":
+        n = sum(int(np.count_nonzero(_to_numpy(t) != -1)) for t in _as_list(target))
+        auc_method = "exact" if n <= EXACT_AUC_MAX_PIXELS else "histogram"
+    if auc_method == "histogram":  # streamed: never holds more than one input array's pixels
+        acc = PixelAccumulator(threshold)
+        acc.update(probs, target)
+        return acc.compute()
+    pairs = list(_valid_pairs(probs, target))  # exact: needs every score at once for the ranks
+    n = sum(s.size for s, _ in pairs)
+    scores = np.concatenate([s for s, _ in pairs]) if pairs else np.zeros(0)
+    pos = np.concatenate([p for _, p in pairs]) if pairs else np.zeros(0, dtype=bool)
+    tp, fp, fn = _confusion(scores, pos, threshold)
+    return _metrics_from_counts(tp, fp, fn, roc_auc(scores, pos), threshold, n)
+
+
+# --------------------------------------------------------------------------- particle metrics
+
+
+def _as_xy(xy, name: str) -> np.ndarray:
+    a = np.asarray(_to_numpy(xy) if xy is not None else np.zeros((0, 2)), dtype=np.float64)
+    if a.size == 0:
+        return np.zeros((0, 2), dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != 2:
+        raise InputError(f"{name} must have shape (N, 2) [x, y], got {a.shape}")
+    if not np.isfinite(a).all():
+        raise InputError(f"{name} contains NaN or infinite coordinates")
+    return a
+
+
+def _check_radius(radius) -> float:
+    try:
+        r = float(radius)
+    except (TypeError, ValueError):
+        raise InputError(f"radius must be a number, got {radius!r}") from None
+    if not math.isfinite(r) or r < 0:
+        raise InputError(f"radius must be a finite number >= 0, got {radius!r}")
+    return r
+
+
+def match_particles(picks_xy, truth_xy, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Optimal one-to-one matching of picks to true particles within ``radius`` (inclusive).
+
+    Maximises the number of matched pairs with distance ``<= radius``; among such assignments,
+    minimises the total distance. Returns ``(pick_idx, truth_idx, distances)`` sorted by
+    ``pick_idx`` (int arrays and float64 distances; empty when nothing matches).
+    """
+    picks = _as_xy(picks_xy, "picks_xy")
+    truth = _as_xy(truth_xy, "truth_xy")
+    radius = _check_radius(radius)
+    n_p, n_t = len(picks), len(truth)
+    if n_p == 0 or n_t == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0, np.float64)
+
+    # candidate pairs: query a hair beyond the radius, then decide with our own distance
+    cand = cKDTree(picks).sparse_distance_matrix(
+        cKDTree(truth), radius * (1 + 1e-9) + 1e-12, output_type="ndarray"
+    )
+    pi = cand["i"].astype(np.intp)
+    ti = cand["j"].astype(np.intp)
+    d = np.hypot(picks[pi, 0] - truth[ti, 0], picks[pi, 1] - truth[ti, 1])
+    ok = d <= radius
+    pi, ti, d = pi[ok], ti[ok], d[ok]
+    if pi.size == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0, np.float64)
+
+    # independent sub-problems = connected components of the bipartite candidate graph
+    graph = sparse.coo_matrix((np.ones(pi.size, np.int8), (pi, n_p + ti)), shape=(n_p + n_t, n_p + n_t))
+    _, labels = connected_components(graph, directed=False)
+    comp = labels[pi]
+    comp_size = np.bincount(comp)[comp]
+    single = comp_size == 1  # a component with one candidate pair: that pair is matched
+    out_p, out_t, out_d = [pi[single]], [ti[single]], [d[single]]
+
+    multi = np.flatnonzero(~single)
+    if multi.size:
+        order = multi[np.argsort(comp[multi], kind="stable")]
+        bounds = np.flatnonzero(np.diff(comp[order])) + 1
+        for grp in np.split(order, bounds):
+            rows, ri = np.unique(pi[grp], return_inverse=True)
+            cols, ci = np.unique(ti[grp], return_inverse=True)
+            # any assignment with one more candidate pair is cheaper than any with one fewer
+            big = (min(rows.size, cols.size) + 1) * (radius + 1.0)
+            cost = np.full((rows.size, cols.size), big)
+            is_cand = np.zeros((rows.size, cols.size), dtype=bool)
+            cost[ri, ci] = d[grp]
+            is_cand[ri, ci] = True
+            r, c = linear_sum_assignment(cost)
+            good = is_cand[r, c]
+            r, c = r[good], c[good]
+            out_p.append(rows[r])
+            out_t.append(cols[c])
+            out_d.append(cost[r, c])
+
+    p_idx = np.concatenate(out_p).astype(np.intp)
+    t_idx = np.concatenate(out_t).astype(np.intp)
+    dist = np.concatenate(out_d).astype(np.float64)
+    o = np.argsort(p_idx, kind="stable")
+    return p_idx[o], t_idx[o], dist[o]
+
+
+@dataclass
+class ParticleMetrics:
+    precision: float
+    recall: float
+    f1: float
+    ap: float
+    n_picks: int
+    n_truth: int
+    n_matched: int
+    mean_error: float
+    threshold: float | None
+    pr_curve: dict = field(default_factory=dict, repr=False)
+    best_f1: float = 0.0
+    best_threshold: float | None = None
+
+    def as_dict(self, include_curve: bool = False) -> dict:
+        """JSON-friendly dict (NaN -> None, arrays -> lists); the PR curve only on request."""
+        out = {
+            "precision": _json_float(self.precision),
+            "recall": _json_float(self.recall),
+            "f1": _json_float(self.f1),
+            "ap": _json_float(self.ap),
+            "n_picks": int(self.n_picks),
+            "n_truth": int(self.n_truth),
+            "n_matched": int(self.n_matched),
+            "mean_error": _json_float(self.mean_error),
+            "threshold": _json_float(self.threshold),
+            "best_f1": _json_float(self.best_f1),
+            "best_threshold": _json_float(self.best_threshold),
+        }
+        if include_curve:
+            out["pr_curve"] = {k: [float(x) for x in np.asarray(v)] for k, v in self.pr_curve.items()}
+        return out
+
+
+def pr_curve(scores, is_tp, n_truth: int) -> tuple[dict, float, float, float | None]:
+    """Precision-recall sweep over score thresholds for fixed TP flags.
+
+    Returns ``(curve, ap, best_f1, best_threshold)``; ``curve`` has arrays ``thresholds``
+    (distinct scores, descending), ``precision``, ``recall``, ``f1`` for keeping picks with
+    ``score >= threshold``. AP uses VOC all-points interpolation; 0 when ``n_truth == 0``.
+    """
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    is_tp = np.asarray(is_tp, dtype=bool).reshape(-1)
+    if scores.size == 0:
+        empty = np.zeros(0, dtype=np.float64)
+        return {"thresholds": empty, "precision": empty, "recall": empty, "f1": empty}, 0.0, 0.0, None
+    order = np.argsort(-scores, kind="stable")
+    s = scores[order]
+    tp_cum = np.cumsum(is_tp[order])
+    # last index of each group of equal scores
+    ends = np.append(np.flatnonzero(s[1:] != s[:-1]), s.size - 1)
+    thresholds = s[ends]
+    tp = tp_cum[ends].astype(np.float64)
+    n_kept = (ends + 1).astype(np.float64)
+    precision = tp / n_kept
+    recall = tp / n_truth if n_truth > 0 else np.zeros_like(tp)
+    denom = n_kept + n_truth  # 2tp + fp + fn = n_kept + n_truth
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    if n_truth > 0:
+        interp = np.maximum.accumulate(precision[::-1])[::-1]
+        steps = np.diff(np.concatenate([[0.0], recall]))
+        ap = float(np.sum(steps * interp))
+    else:
+        ap = 0.0
+    best = int(np.argmax(f1))
+    curve = {"thresholds": thresholds, "precision": precision, "recall": recall, "f1": f1}
+    return curve, min(max(ap, 0.0), 1.0), float(f1[best]), float(thresholds[best])
+
+
+def _unpack_picks(name: str, value) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(value, tuple):
+        if len(value) != 2:
+            raise InputError(f"picks[{name!r}] must be (xy, scores), got a tuple of {len(value)}")
+        xy, scores = value
+    else:
+        xy, scores = value, None
+    xy = _as_xy(xy, f"picks[{name!r}] coordinates")
+    if scores is None:
+        scores = np.ones(len(xy), dtype=np.float64)
+    else:
+        scores = np.asarray(_to_numpy(scores), dtype=np.float64).reshape(-1)
+        if scores.size != len(xy):
+            raise InputError(f"picks[{name!r}] has {len(xy)} coordinates but {scores.size} scores")
+        if not np.isfinite(scores).all():
+            raise InputError(f"picks[{name!r}] has NaN or infinite scores")
+    return xy, scores
+
+
+def _metrics(
+    scores: np.ndarray,
+    is_tp_all: np.ndarray,
+    n_truth: int,
+    n_picks_op: int,
+    n_matched_op: int,
+    dist_op: np.ndarray,
+    threshold: float | None,
+) -> ParticleMetrics:
+    curve, ap, best_f1, best_thr = pr_curve(scores, is_tp_all, n_truth)
+    return ParticleMetrics(
+        precision=_div(n_matched_op, n_picks_op),
+        recall=_div(n_matched_op, n_truth),
+        f1=_div(2 * n_matched_op, n_picks_op + n_truth),
+        ap=ap,
+        n_picks=int(n_picks_op),
+        n_truth=int(n_truth),
+        n_matched=int(n_matched_op),
+        mean_error=float(np.mean(dist_op)) if dist_op.size else float("nan"),
+        threshold=None if threshold is None else float(threshold),
+        pr_curve=curve,
+        best_f1=best_f1,
+        best_threshold=best_thr,
+    )
+
+
+def evaluate_picks(
+    picks: Mapping[str, tuple | np.ndarray],
+    truth: Mapping[str, np.ndarray],
+    radius: float,
+    threshold: float | None = None,
+) -> tuple[ParticleMetrics, dict[str, ParticleMetrics]]:
+    """Particle-level evaluation over micrographs.
+
+    Args:
+        picks: micrograph name -> ``(xy (N, 2), scores (N,))`` (or a bare ``xy`` array: all
+            scores 1).
+        truth: micrograph name -> ``xy (M, 2)``.
+        radius: match radius in pixels (inclusive).
+        threshold: if given, the operating point uses picks with ``score >= threshold``.
+
+    Returns:
+        ``(overall, per_micrograph)``; ``per_micrograph`` covers the union of names, sorted.
+        See the module docstring for the protocol (single Hungarian matching for the curve/AP,
+        re-matching at the operating threshold).
+    """
+    radius = _check_radius(radius)
+    if threshold is not None:
+        threshold = float(threshold)
+        if math.isnan(threshold):
+            raise InputError("threshold must not be NaN")
+    names = sorted(set(picks) | set(truth), key=str)
+    per: dict[str, ParticleMetrics] = {}
+    all_scores, all_tp, all_dist = [], [], []
+    tot_truth = tot_picks = tot_matched = 0
+    for name in names:
+        xy, scores = _unpack_picks(name, picks[name]) if name in picks else _unpack_picks(name, None)
+        t_xy = _as_xy(truth.get(name), f"truth[{name!r}]")
+        p_idx, _, dist = match_particles(xy, t_xy, radius)
+        is_tp = np.zeros(len(xy), dtype=bool)
+        is_tp[p_idx] = True
+        if threshold is None:
+            n_op, op_dist = len(xy), dist
+        else:
+            sel = np.flatnonzero(scores >= threshold)
+            n_op = sel.size
+            _, _, op_dist = match_particles(xy[sel], t_xy, radius)
+        per[name] = _metrics(scores, is_tp, len(t_xy), n_op, op_dist.size, op_dist, threshold)
+        all_scores.append(scores)
+        all_tp.append(is_tp)
+        all_dist.append(op_dist)
+        tot_truth += len(t_xy)
+        tot_picks += n_op
+        tot_matched += op_dist.size
+
+    def cat(parts, dtype):
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+    overall = _metrics(
+        cat(all_scores, np.float64),
+        cat(all_tp, bool),
+        tot_truth,
+        tot_picks,
+        tot_matched,
+        cat(all_dist, np.float64),
+        threshold,
+    )
+    return overall, per

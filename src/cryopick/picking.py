@@ -1,0 +1,161 @@
+"""Picking: micrographs -> probability maps -> particle coordinates with scores.
+
+``Picker`` holds one model or an ensemble (several checkpoints whose probabilities are
+averaged) together with the checkpoint's preprocessing. For each micrograph it runs
+the shared preprocessing, tiled inference (bounded memory at any size), smooths the
+map at the particle scale, extracts peaks with non-maximum suppression at a minimum
+distance tied to the particle radius, and maps the peaks back to original-micrograph
+pixels. The score of a pick is the smoothed probability at its peak (close to the
+mean probability inside the particle disk).
+
+``calibrate_threshold`` picks labelled validation micrographs and returns the score
+threshold with the best particle-level F1; training stores it in the checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
+
+from .checkpoint import load_checkpoint, model_from_checkpoint, prep_from_checkpoint
+from .config import PickConfig
+from .data import Preprocessing, Sample
+from .errors import InputError
+from .inference import predict_probability
+from .io import read_micrograph
+from .metrics import ParticleMetrics, evaluate_picks
+from .peaks import find_peaks
+from .preprocess import preprocess, to_original
+
+CANDIDATE_FLOOR = 0.05  # peaks below this smoothed probability are never kept
+
+
+@dataclass
+class Picks:
+    name: str
+    xy: np.ndarray  # (N, 2) original-micrograph px, x = column
+    scores: np.ndarray  # (N,)
+    prob: np.ndarray | None = None  # (h, w) probability map of the preprocessed micrograph
+
+
+class Picker:
+    def __init__(self, models: list[torch.nn.Module], prep: Preprocessing, cfg: PickConfig | None = None,
+                 device: torch.device | str = "cpu", threshold: float | None = None, amp: bool = False):
+        self.models, self.prep, self.cfg = models, prep, cfg or PickConfig()
+        self.device, self.amp = torch.device(device), amp
+        self.threshold = self.cfg.threshold if self.cfg.threshold is not None else threshold
+        for m in self.models:
+            m.to(self.device).eval()
+
+    @classmethod
+    def from_checkpoints(cls, paths: list[str | Path], cfg: PickConfig | None = None, device="cpu",
+                         amp: bool = False) -> "Picker":
+        if not paths:
+            raise InputError("no model given: pass --model CKPT (repeat it for an ensemble)")
+        ckpts = [load_checkpoint(p) for p in paths]
+        preps = [prep_from_checkpoint(c) for c in ckpts]
+        for p, path in zip(preps[1:], paths[1:]):
+            if (p.downsample, p.normalize) != (preps[0].downsample, preps[0].normalize):
+                raise InputError(f"{path}: ensemble members must share preprocessing; it uses downsample "
+                                 f"{p.downsample}/{p.normalize}, {paths[0]} uses {preps[0].downsample}/{preps[0].normalize}")
+        models = [model_from_checkpoint(c, p) for c, p in zip(ckpts, paths)]
+        thresholds = [c.get("pick_threshold") for c in ckpts if c.get("pick_threshold") is not None]
+        prep = preps[0]
+        if cfg is not None and cfg.downsample:
+            prep = Preprocessing(cfg.downsample, prep.normalize, prep.radius, prep.mask_radius_scale)
+        return cls(models, prep, cfg, device, float(np.mean(thresholds)) if thresholds else None, amp)
+
+    # -- one micrograph ---------------------------------------------------------------
+    def probability(self, image_pre: np.ndarray) -> np.ndarray:
+        return predict_probability(self.models, image_pre, tile=self.cfg.tile_size, overlap=self.cfg.overlap,
+                                   batch_size=self.cfg.batch_size, device=self.device, amp=self.amp)
+
+    def peaks(self, prob: np.ndarray, floor: float = CANDIDATE_FLOOR) -> tuple[np.ndarray, np.ndarray]:
+        """All candidate peaks (downsampled px) with scores >= ``floor``."""
+        r = self.prep.radius / self.prep.downsample  # particle radius, downsampled px
+        smooth = gaussian_filter(prob, sigma=max(0.5, r / 3))
+        min_dist = (self.cfg.min_distance or self.prep.radius) / self.prep.downsample
+        return find_peaks(smooth, min_distance=min_dist, threshold=floor, min_area=self.cfg.min_area,
+                          exclude_border=0)
+
+    def pick_image(self, image: np.ndarray, name: str, keep_prob: bool = False, all_candidates: bool = False) -> Picks:
+        pre = preprocess(image, self.prep.downsample, self.prep.normalize)
+        prob = self.probability(pre)
+        xy, scores = self.peaks(prob)
+        xy = to_original(xy, self.prep.downsample) if len(xy) else xy.reshape(0, 2)
+        if not all_candidates:
+            t = self.threshold if self.threshold is not None else 0.5
+            keep = scores >= t
+            xy, scores = xy[keep], scores[keep]
+        return Picks(name, xy, scores, prob if keep_prob else None)
+
+    def pick_file(self, path: str | Path, **kw) -> Picks:
+        mic = read_micrograph(path)
+        return self.pick_image(mic.image, mic.name, **kw)
+
+    def pick_sample(self, s: Sample) -> Picks:
+        """Candidates on an already preprocessed sample, in downsampled px."""
+        prob = self.probability(s.image)
+        xy, scores = self.peaks(prob)
+        return Picks(s.name, xy, scores, prob)
+
+
+def calibrate_threshold(picker: Picker, samples: list[Sample]) -> tuple[float | None, ParticleMetrics | None]:
+    """F1-optimal score threshold on labelled samples (coordinates known), or (None, None)."""
+    labelled = [s for s in samples if s.coords is not None]
+    if not labelled:
+        return None, None
+    picks, truth = {}, {}
+    for s in labelled:
+        p = picker.pick_sample(s)
+        picks[s.name] = (p.xy, p.scores)
+        truth[s.name] = s.coords
+    radius = picker.prep.radius / picker.prep.downsample
+    overall, _ = evaluate_picks(picks, truth, radius)
+    return (float(overall.best_threshold) if overall.best_threshold is not None else None), overall
+
+
+OUTPUT_NAMES = {"star": "picks.star", "cryosparc": "picks_cryosparc.star", "topaz": "picks.tsv", "json": "picks.json",
+                "box": "box", "csv": "csv"}
+
+
+def pick_to_files(mics: list[str], models: list[str], cfg: PickConfig, out_dir: str | Path, device="cpu",
+                  per_micrograph: bool = False, all_candidates: bool = False, save_maps: bool = False) -> dict:
+    """Pick every micrograph and write the requested formats into ``out_dir``; returns a summary."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    from .io import Particles, find_micrographs, write_labels
+    from .io.atomic import atomic_write_json, ensure_out_dir
+    from .io.micrographs import write_mrc
+
+    out = ensure_out_dir(out_dir)
+    picker = Picker.from_checkpoints(models, cfg, device=device)
+    paths = find_micrographs(mics)
+    labels, t0 = {}, time.perf_counter()
+    diameter = 2 * picker.prep.radius
+    for path in tqdm(paths, desc="pick", unit="mic", disable=None):
+        p = picker.pick_file(path, keep_prob=save_maps, all_candidates=all_candidates)
+        labels[p.name] = Particles(p.xy, p.scores, diameter)
+        if save_maps:
+            write_mrc(out / "maps" / f"{p.name}_prob.mrc", p.prob)
+    seconds = time.perf_counter() - t0
+    box = cfg.box_size or int(round(2 * diameter))
+    suffix = paths[0].suffix if paths else ".mrc"
+    written = []
+    for fmt in cfg.formats:
+        written += [str(x) for x in write_labels(labels, out / OUTPUT_NAMES[fmt], fmt, box_size=box,
+                                                 per_micrograph=per_micrograph, micrograph_suffix=suffix) or []]
+    summary = {"n_micrographs": len(paths), "n_picks": int(sum(len(v) for v in labels.values())),
+               "threshold": 0.0 if all_candidates else (picker.threshold if picker.threshold is not None else 0.5),
+               "calibrated_threshold": picker.threshold, "seconds": seconds,
+               "seconds_per_micrograph": seconds / max(1, len(paths)), "models": [str(m) for m in models],
+               "downsample": picker.prep.downsample, "radius": picker.prep.radius, "outputs": written,
+               "per_micrograph": {k: len(v) for k, v in labels.items()}}
+    atomic_write_json(out / "pick_summary.json", summary)
+    return summary

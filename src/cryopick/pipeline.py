@@ -1,0 +1,96 @@
+"""The steps commands share: load a run's data, train, calibrate the picking threshold."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import RunConfig, run_record, save_run_config
+from .data import LoadedData, Preprocessing, Sample, load_samples, split_train_val
+from .errors import InputError
+from .io.atomic import atomic_write_json, ensure_out_dir
+from .models import UNetFamily
+from .picking import Picker, calibrate_threshold
+from .train import FitResult, fit, resolve_device, resolve_model_config, resolve_train_config
+
+
+@dataclass
+class RunData:
+    train: list[Sample]  # labelled and unlabelled training micrographs
+    val: list[Sample]
+    prep: Preprocessing
+    warnings: list[str]
+
+
+def load_run_data(cfg: RunConfig, log: Callable[[str], None] = print) -> RunData:
+    d = cfg.data
+    if not d.images:
+        raise InputError("no micrographs given: pass --images MICS")
+    loaded: LoadedData = load_samples(d.images, d.labels, radius=d.radius, downsample=d.downsample,
+                                      normalize=d.normalize, mask_radius_scale=d.mask_radius_scale,
+                                      label_format=d.label_format)
+    warnings = list(loaded.warnings)
+    if d.val_images:
+        val = load_samples(d.val_images, d.val_labels or d.labels, radius=None, downsample=None,
+                           label_format=d.label_format, prep=loaded.prep).labelled
+        warnings += []
+        train = loaded.samples
+    else:
+        train, val = split_train_val(loaded.samples, d.val_fraction, cfg.train.seed)
+    for w in warnings:
+        log(f"warning: {w}")
+    n_lab = sum(s.mask is not None for s in train)
+    n_particles = sum(len(s.coords) for s in train if s.coords is not None)
+    log(f"data: {len(train)} training micrographs ({n_lab} labelled, {n_particles} particles), {len(val)} validation; "
+        f"downsample {loaded.prep.downsample:g}, particle radius {loaded.prep.radius:g} px "
+        f"({loaded.prep.radius / loaded.prep.downsample:.1f} px after downsampling)")
+    return RunData(train, val, loaded.prep, warnings)
+
+
+def resolve(cfg: RunConfig, data: RunData) -> RunConfig:
+    """Fill the per-device defaults in, so config.yaml shows what actually ran."""
+    device = resolve_device(cfg.train.device)
+    resolved = dataclasses.replace(cfg)
+    resolved.model = resolve_model_config(cfg.model, device)
+    resolved.train = resolve_train_config(cfg.train, device, data.train)
+    resolved.data = dataclasses.replace(cfg.data, radius=data.prep.radius, downsample=data.prep.downsample)
+    return resolved
+
+
+def store_threshold(paths: list[Path], val: list[Sample], cfg: RunConfig, log: Callable[[str], None] = print) -> float | None:
+    """Calibrate the pick threshold on labelled validation micrographs with the model in
+    ``paths[0]`` and store it into every checkpoint in ``paths``."""
+    if not any(s.coords is not None for s in val):
+        return None
+    picker = Picker.from_checkpoints([paths[0]], cfg.pick, device=resolve_device(cfg.train.device))
+    threshold, metrics = calibrate_threshold(picker, val)
+    if threshold is None:
+        return None
+    for p in paths:
+        if p.exists():
+            ckpt = load_checkpoint(p)
+            ckpt["pick_threshold"] = threshold
+            ckpt["calibration"] = metrics.as_dict() if metrics is not None else None
+            save_checkpoint(ckpt, p)
+    log(f"pick threshold {threshold:.3f} (validation particle F1 {metrics.best_f1:.3f}, AP {metrics.ap:.3f})")
+    return threshold
+
+
+def train_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None] = print,
+              data: RunData | None = None, model: UNetFamily | None = None) -> tuple[FitResult, RunConfig]:
+    """Supervised training of one run: data -> fit -> calibrated threshold -> summary."""
+    out = ensure_out_dir(out_dir)
+    data = data or load_run_data(cfg, log)
+    cfg = resolve(cfg, data)
+    save_run_config(cfg, out)
+    result = fit(data.train, data.val, data.prep, cfg.model, cfg.train, out, model=model, run_config=run_record(cfg),
+                 log=log)
+    threshold = store_threshold([out / "best_model.pt", out / "model.pt"], data.val, cfg, log)
+    atomic_write_json(out / "train_summary.json", {
+        "best_f1": result.best_f1, "best_epoch": result.best_epoch, "parameters": result.parameters,
+        "seconds_per_epoch": result.seconds_per_epoch, "pick_threshold": threshold,
+        "final": result.history[-1] if result.history else None})
+    return result, cfg

@@ -1,0 +1,214 @@
+"""Self-training (positive-unlabelled learning) as in the self-training seed.
+
+After a supervised phase, each iteration k = 1..N
+  1. predicts every training micrograph (labelled or not),
+  2. turns the map into pseudo-labels: 1 where p > positive threshold, 0 where
+     p < negative threshold, IGNORE (-1) in between,
+  3. combines them with the original labels: labelled particles (1) and explicit
+     ignores (-1) always win, and a ring of ``protect_ring`` x radius around each
+     labelled particle is never made background (set to ignore instead),
+  4. fine-tunes the model on the combined masks for ``retrain_epochs``.
+
+Thresholds are fixed (default 0.95 / 0.05) or follow the dynamic schedule of the
+action-plan seed: linear from ``dynamic_start`` at the first iteration to
+``dynamic_end`` at the last (0.98 -> 0.90 and 0.02 -> 0.10 by default).
+
+Outputs: baseline_model.pt, model_iteration_K.pt, final_model.pt and
+training_summary.json (config, per-iteration coverage, agreement, metrics, warnings).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
+from .config import RunConfig, SelfTrainConfig, run_record, save_run_config
+from .data import Sample
+from .errors import InputError
+from .inference import predict_probability
+from .io.atomic import atomic_write_json, ensure_out_dir
+from .pipeline import RunData, load_run_data, resolve, store_threshold
+from .targets import IGNORE, disk_mask
+from .train import evaluate, fit, resolve_device
+
+
+def thresholds_for(iteration: int, total: int, cfg: SelfTrainConfig) -> tuple[float, float]:
+    """(positive, negative) thresholds of iteration ``iteration`` (1-based) out of ``total``."""
+    if not cfg.dynamic_thresholds:
+        return cfg.positive_threshold, cfg.negative_threshold
+    t = 0.0 if total <= 1 else (iteration - 1) / (total - 1)
+    (p0, n0), (p1, n1) = cfg.dynamic_start, cfg.dynamic_end
+    return p0 + t * (p1 - p0), n0 + t * (n1 - n0)
+
+
+def validate_thresholds(pos: float, neg: float) -> None:
+    if not (0 <= neg < pos <= 1):
+        raise InputError(f"thresholds must satisfy 0 <= negative < positive <= 1, got positive {pos}, negative {neg}")
+
+
+def pseudo_labels(prob: np.ndarray, pos: float, neg: float) -> np.ndarray:
+    """1 where prob > pos, 0 where prob < neg, IGNORE in between."""
+    validate_thresholds(pos, neg)
+    out = np.full(prob.shape, IGNORE, np.float32)
+    out[prob > pos] = 1.0
+    out[prob < neg] = 0.0
+    return out
+
+
+def combine_labels(pseudo: np.ndarray, original: np.ndarray | None, coords: np.ndarray | None = None,
+                   radius: float = 0.0, protect_ring: float = 0.5) -> np.ndarray:
+    """Pseudo-labels overridden by the original labels.
+
+    Original positives (>= 0.5) and explicit ignores (-1) win; original zeros are
+    'unlabelled' and take the pseudo-label. Around each labelled particle, pixels
+    within radius * (1 + protect_ring) are never background: a 0 there becomes IGNORE.
+    """
+    combined = pseudo.astype(np.float32, copy=True)
+    if coords is not None and len(coords) and radius > 0 and protect_ring > 0:
+        ring = disk_mask(combined.shape, coords, radius * (1 + protect_ring))
+        combined[(ring > 0) & (combined == 0)] = IGNORE
+    if original is not None:
+        combined[original == IGNORE] = IGNORE
+        combined[original >= 0.5] = original[original >= 0.5]
+    return combined
+
+
+def coverage(mask: np.ndarray) -> dict[str, float]:
+    n = mask.size
+    return {"positive": 100.0 * float((mask >= 0.5).sum()) / n,
+            "negative": 100.0 * float(((mask >= 0) & (mask < 0.5)).sum()) / n,
+            "ignored": 100.0 * float((mask == IGNORE).sum()) / n}
+
+
+@dataclass
+class _Orig:
+    mask: np.ndarray | None
+    coords: np.ndarray | None
+
+
+def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None] = print,
+                  data: RunData | None = None) -> dict:
+    st = cfg.selftrain
+    if st.iterations < 0 or st.retrain_epochs < 1:
+        raise InputError(f"--iterations must be >= 0 and --retrain-epochs >= 1 (got {st.iterations}, {st.retrain_epochs})")
+    for k in range(1, st.iterations + 1):
+        validate_thresholds(*thresholds_for(k, st.iterations, st))
+    out = ensure_out_dir(out_dir)
+    data = data or load_run_data(cfg, log)
+    cfg = resolve(cfg, data)
+    save_run_config(cfg, out)
+    device = resolve_device(cfg.train.device)
+    record = run_record(cfg)
+    train, val, prep = data.train, data.val, data.prep
+    originals = [_Orig(s.mask, s.coords) for s in train]
+    summary_path = out / "training_summary.json"
+    summary: dict = {"config": record, "iterations": [], "warnings": []}
+
+    # ---- phase 1: supervised (or a given checkpoint)
+    baseline = out / "baseline_model.pt"
+    if st.init:
+        ckpt = load_checkpoint(st.init, expect_arch=cfg.model.arch)
+        model = model_from_checkpoint(ckpt, st.init)
+        if not baseline.exists():
+            save_checkpoint(make_checkpoint(model, prep, config=record, epoch=0, history=[]), baseline)
+        log(f"starting from {st.init}")
+    elif cfg.train.resume and baseline.exists():
+        model = model_from_checkpoint(load_checkpoint(baseline), baseline)
+        log(f"resuming: supervised phase already done ({baseline})")
+    else:
+        log("phase 1: supervised training")
+        result = fit(train, val, prep, cfg.model, cfg.train, out / "supervised", run_config=record, log=log)
+        best = out / "supervised" / "best_model.pt"
+        shutil.copyfile(best, baseline)
+        model = model_from_checkpoint(load_checkpoint(baseline), baseline)
+    model.to(device)
+    base_metrics = evaluate(model, val, device, cfg.train.tile_size).as_dict() if val else None
+    summary["baseline"] = base_metrics
+    prev_loss = None
+
+    # ---- phase 2: iterations
+    for k in range(1, st.iterations + 1):
+        it_path = out / f"model_iteration_{k}.pt"
+        if cfg.train.resume and it_path.exists():
+            ckpt = load_checkpoint(it_path)
+            model = model_from_checkpoint(ckpt, it_path).to(device)
+            summary["iterations"].append(ckpt.get("selftrain_stats", {"iteration": k}))
+            prev_loss = summary["iterations"][-1].get("train_loss")
+            log(f"resuming: iteration {k} already done ({it_path})")
+            continue
+        pos, neg = thresholds_for(k, st.iterations, st)
+        log(f"self-training iteration {k}/{st.iterations}: thresholds positive {pos:.3f}, negative {neg:.3f}")
+        stats = _relabel(model, train, originals, pos, neg, prep.mask_radius, st.protect_ring, device,
+                         cfg.train.tile_size)
+        log(f"  pseudo-positive {stats['pseudo_positive']:.2f}%  reliable-negative {stats['reliable_negative']:.2f}%  "
+            f"ignored {stats['ignored']:.2f}%  agreement with labels {stats['label_agreement']:.3f}")
+        train_cfg = dataclasses.replace(cfg.train, seed=cfg.train.seed + k)
+        result = fit(train, val, prep, cfg.model, train_cfg, out / f"iteration_{k}", model=model,
+                     epochs=st.retrain_epochs, run_config=record, log=lambda m: log("  " + m))
+        model = result.model
+        stats.update({"iteration": k, "positive_threshold": pos, "negative_threshold": neg,
+                      "train_loss": result.history[-1]["train_loss"] if result.history else None,
+                      "validation": evaluate(model, val, device, cfg.train.tile_size).as_dict() if val else None})
+        warnings = _health(stats, prev_loss)
+        for w in warnings:
+            log(f"  warning: {w}")
+        stats["warnings"] = warnings
+        prev_loss = stats["train_loss"]
+        ckpt = make_checkpoint(model, prep, config=record, epoch=k, history=result.history, selftrain_stats=stats)
+        save_checkpoint(ckpt, it_path)
+        summary["iterations"].append(stats)
+        summary["warnings"] += [f"iteration {k}: {w}" for w in warnings]
+        atomic_write_json(summary_path, summary)
+
+    final = out / "final_model.pt"
+    last = out / f"model_iteration_{st.iterations}.pt" if st.iterations else baseline
+    shutil.copyfile(last, final)
+    summary["pick_threshold"] = store_threshold([final], val, cfg, log)
+    if val:
+        summary["final"] = summary["iterations"][-1]["validation"] if summary["iterations"] else base_metrics
+    atomic_write_json(summary_path, summary)
+    return summary
+
+
+def _relabel(model, train: list[Sample], originals: list[_Orig], pos: float, neg: float, radius: float,
+             ring: float, device, tile: int) -> dict:
+    """Replace each training sample's mask by its combined pseudo-labels; return coverage statistics."""
+    totals = {"positive": 0.0, "negative": 0.0, "ignored": 0.0}
+    pseudo_pos = pseudo_neg = 0.0
+    agree, n_orig = 0.0, 0
+    n_px = 0
+    for s, orig in zip(train, originals):
+        prob = predict_probability(model, s.image, tile=tile, device=device)
+        pseudo = pseudo_labels(prob, pos, neg)
+        s.mask = combine_labels(pseudo, orig.mask, orig.coords, radius, ring)
+        c = coverage(s.mask)
+        for key in totals:
+            totals[key] += c[key] * s.mask.size
+        pseudo_pos += float((pseudo == 1).sum())
+        pseudo_neg += float((pseudo == 0).sum())
+        n_px += s.mask.size
+        if orig.mask is not None:
+            lab = orig.mask >= 0.5
+            agree += float((prob[lab] >= 0.5).sum())
+            n_orig += int(lab.sum())
+    return {"pseudo_positive": 100 * pseudo_pos / n_px, "reliable_negative": 100 * pseudo_neg / n_px,
+            "positive": totals["positive"] / n_px, "negative": totals["negative"] / n_px,
+            "ignored": totals["ignored"] / n_px, "label_agreement": agree / n_orig if n_orig else float("nan")}
+
+
+def _health(stats: dict, prev_loss: float | None) -> list[str]:
+    """The seed's warning signs."""
+    w = []
+    if prev_loss is not None and stats.get("train_loss") is not None and stats["train_loss"] > prev_loss:
+        w.append(f"training loss rose ({prev_loss:.4f} -> {stats['train_loss']:.4f}); consider a lower --lr")
+    if stats["pseudo_positive"] > 50:
+        w.append(f"pseudo-positive coverage {stats['pseudo_positive']:.1f}% > 50%; raise --positive-threshold")
+    if stats["ignored"] > 50:
+        w.append(f"ignored pixels {stats['ignored']:.1f}% > 50%; widen the threshold gap")
+    return w
