@@ -10,7 +10,9 @@ Python reads them).  It is not part of, nor a dependency of, cryopick.
 Pipeline (all on CPU, ``--device -1``):
 
 1. ``topaz preprocess -s DOWNSAMPLE`` on the training and on the test micrographs
-   (Fourier-crop downsampling + GMM normalisation, writes ``.mrc``).
+   (Fourier-crop downsampling + GMM normalisation, writes ``.mrc``).  PNG / JPEG /
+   TIFF inputs are first converted to float32 grayscale MRC by the Topaz venv's
+   Python, because Topaz 0.3.20's own readers for them fail under numpy 2.
 2. Labels (original pixels) -> Topaz coordinate table ``image_name x_coord y_coord``
    in downsampled pixels.
 3. ``topaz train --method GE-binomial -r TRAIN_RADIUS --num-epochs E --epoch-size U``
@@ -42,7 +44,11 @@ Outputs (``run_topaz`` return value)::
      "train_seconds": preprocess(train) + train wall time,
      "pick_seconds_per_mic": (preprocess(test) + extract) wall time / n_test,
      "peak_rss_mb": max peak RSS of the Topaz child processes,
-     "timings": {...per step seconds / peak RSS...}, "model": path, ...}
+     "timings": {step: {"seconds", "cpu_seconds", "peak_rss_mb", ...}},
+     "model": path, ...}
+
+Wall times are sensitive to other load on the machine; ``cpu_seconds`` (user +
+system time of the Topaz process) is the steadier measure of work.
 
 Every ``topaz`` call pays ~5-6 s of Python/torch start-up; it is included in the
 timings above (one call per step, not per micrograph).
@@ -119,27 +125,14 @@ def mrc_shape(path: Path) -> tuple[int, int]:
     raise ValueError(f"not an MRC file: {path}")
 
 
-def image_shape(path: Path) -> tuple[int, int] | None:
-    """(ny, nx) of a micrograph, or None when it cannot be read cheaply here."""
-    path = Path(path)
-    if path.suffix.lower() == ".mrc":
-        return mrc_shape(path)
-    try:
-        from PIL import Image  # optional
-    except ImportError:
-        return None
-    with Image.open(path) as im:
-        return im.size[1], im.size[0]
-
-
 def disk_pixels(radius: int) -> int:
     """Pixels (i, j) in [-r, r]^2 with i^2 + j^2 <= r^2 (Topaz's 2-D particle disk)."""
     r = int(radius)
     return sum(1 for i in range(-r, r + 1) for j in range(-r, r + 1) if i * i + j * j <= r * r)
 
 
-def _run(cmd: list[str], log: Path, env: dict | None = None) -> tuple[float, float]:
-    """Run ``cmd`` with output to ``log``; return (wall seconds, peak RSS MB).
+def _run(cmd: list[str], log: Path, env: dict | None = None) -> tuple[float, float, float]:
+    """Run ``cmd`` with output to ``log``; return (wall s, peak RSS MB, CPU s).
 
     ``os.wait4`` gives the rusage of this child (and of its own waited-for
     children) alone, unlike RUSAGE_CHILDREN which accumulates over the process.
@@ -154,10 +147,11 @@ def _run(cmd: list[str], log: Path, env: dict | None = None) -> tuple[float, flo
         dt = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
     rss_mb = ru.ru_maxrss / 1024.0  # KiB on Linux
+    cpu_s = ru.ru_utime + ru.ru_stime
     if p.returncode != 0:
         tail = "".join(open(log, errors="replace").readlines()[-25:])
         raise TopazError(f"{cmd[0]} ... failed (exit {p.returncode}); log {log}:\n{tail}")
-    return dt, rss_mb
+    return dt, rss_mb, cpu_s
 
 
 class _Topaz:
@@ -178,7 +172,7 @@ class _Topaz:
             return [str(self.exe), *args]
         return [str(self.python), "-c", _SEEDED_BOOT, str(int(self.seed)), *args]
 
-    def run(self, log: Path, *args) -> tuple[float, float]:
+    def run(self, log: Path, *args) -> tuple[float, float, float]:
         env = dict(os.environ)
         env.setdefault("PYTHONWARNINGS", "ignore")
         return _run(self.cmd(*args), log, env)
@@ -277,14 +271,52 @@ def _check_mics(mics, what) -> list[Path]:
     return mics
 
 
+# Converts PNG/JPEG/TIFF to float32 MRC (grayscale) with the Topaz venv's Python:
+# topaz 0.3.20's PNG/JPEG/TIFF readers break under numpy 2 (`topaz preprocess
+# x.png` fails with "'PngImageFile' object has no attribute 'astype'").
+_CONVERT = (
+    "import sys, numpy as np\n"
+    "from PIL import Image\n"
+    "from topaz import mrc\n"
+    "args = sys.argv[1:]\n"
+    "for src, dst in zip(args[0::2], args[1::2]):\n"
+    "    with Image.open(src) as im:\n"
+    "        if im.mode not in ('L', 'I', 'I;16', 'I;16B', 'F'):\n"
+    "            im = im.convert('L')\n"
+    "        a = np.asarray(im, dtype=np.float32)\n"
+    "    with open(dst, 'wb') as f:\n"
+    "        mrc.write(f, a[np.newaxis])\n"
+)
+
+
+def _as_mrc(tz: _Topaz, mics, destdir: Path, log: Path) -> tuple[dict, dict]:
+    """{stem: MRC path}: MRC inputs as they are, others converted under destdir."""
+    out, todo = {}, []
+    for m in mics:
+        if m.suffix.lower() == ".mrc":
+            out[m.stem] = m
+        else:
+            out[m.stem] = destdir / f"{m.stem}.mrc"
+            todo += [str(m), str(out[m.stem])]
+    t = {"seconds": 0.0, "cpu_seconds": 0.0, "peak_rss_mb": 0.0}
+    if todo:
+        destdir.mkdir(parents=True, exist_ok=True)
+        dt, rss, cpu = _run([str(tz.python), "-c", _CONVERT, *todo], log)
+        t = {"seconds": dt, "cpu_seconds": cpu, "peak_rss_mb": rss}
+    return out, t
+
+
 def _preprocess(tz: _Topaz, mics, destdir: Path, downsample: int, num_workers: int,
-                num_threads: int, log: Path) -> tuple[float, float, dict]:
+                num_threads: int, log: Path) -> tuple[dict, dict, dict]:
+    """Returns (timing, {stem: preprocessed MRC}, {stem: full-size MRC})."""
     if destdir.exists():
         shutil.rmtree(destdir)
     destdir.mkdir(parents=True)
-    dt, rss = tz.run(
+    src, tconv = _as_mrc(tz, mics, destdir.parent / (destdir.name + "_converted"),
+                         log.with_name(log.stem + "_convert.log"))
+    dt, rss, cpu = tz.run(
         log, "preprocess", "-s", downsample, "-d", -1, "-t", num_workers,
-        "-j", num_threads, "-o", destdir, *mics,
+        "-j", num_threads, "-o", destdir, *src.values(),
     )
     out = {}
     for m in mics:
@@ -292,19 +324,15 @@ def _preprocess(tz: _Topaz, mics, destdir: Path, downsample: int, num_workers: i
         if not p.exists():
             raise TopazError(f"topaz preprocess wrote no {p}; see {log}")
         out[m.stem] = p
-    return dt, rss, out
+    timing = {"seconds": dt + tconv["seconds"], "cpu_seconds": cpu + tconv["cpu_seconds"],
+              "peak_rss_mb": max(rss, tconv["peak_rss_mb"])}
+    return timing, out, src
 
 
-def _scales(mic: Path, pre: Path, downsample: int) -> tuple[float, float]:
+def _scales(full: Path, pre: Path) -> tuple[float, float]:
     """(sx, sy): original px per downsampled px (exact Fourier-crop ratio)."""
     ny_d, nx_d = mrc_shape(pre)
-    try:
-        shape = image_shape(mic)
-    except Exception:
-        shape = None
-    if shape is None:
-        return float(downsample), float(downsample)
-    ny, nx = shape
+    ny, nx = mrc_shape(full)
     return nx / nx_d, ny / ny_d
 
 
@@ -393,9 +421,9 @@ def run_topaz(
         expected_per_mic = n_lab / len(train_mics)
 
     # 1. preprocess the training micrographs
-    dt, rss, pre_train = _preprocess(tz, train_mics, work / "pre_train", downsample,
-                                     num_workers, num_threads, logs / "preprocess_train.log")
-    timings["preprocess_train"] = {"seconds": dt, "peak_rss_mb": rss}
+    timings["preprocess_train"], pre_train, full_train = _preprocess(
+        tz, train_mics, work / "pre_train", downsample, num_workers, num_threads,
+        logs / "preprocess_train.log")
 
     # 2. coordinates in downsampled pixels
     targets = work / "train_targets.txt"
@@ -403,7 +431,7 @@ def run_topaz(
     with open(targets, "w") as f:
         f.write("image_name\tx_coord\ty_coord\n")
         for m in train_mics:
-            sx, sy = _scales(m, pre_train[m.stem], downsample)
+            sx, sy = _scales(full_train[m.stem], pre_train[m.stem])
             ny_d, nx_d = mrc_shape(pre_train[m.stem])
             total_px += nx_d * ny_d
             for x, y in train_labels.get(m.stem, ()):
@@ -441,8 +469,8 @@ def run_topaz(
     else:
         pi = None
         train_args += ["-n", expected_per_mic]
-    dt, rss = tz.run(logs / "train.log", *train_args)
-    timings["train"] = {"seconds": dt, "peak_rss_mb": rss,
+    dt, rss, cpu = tz.run(logs / "train.log", *train_args)
+    timings["train"] = {"seconds": dt, "cpu_seconds": cpu, "peak_rss_mb": rss,
                         "updates": int(num_epochs) * int(epoch_size)}
     train_log = (logs / "train.log").read_text(errors="replace")
     method_used = "PN" if "setting method to PN" in train_log else method
@@ -456,18 +484,18 @@ def run_topaz(
     model_path = Path(saved[-1])
 
     # 4. preprocess + extract the test micrographs
-    dt, rss, pre_test = _preprocess(tz, test_mics, work / "pre_test", downsample,
-                                    num_workers, num_threads, logs / "preprocess_test.log")
-    timings["preprocess_test"] = {"seconds": dt, "peak_rss_mb": rss}
+    timings["preprocess_test"], pre_test, full_test = _preprocess(
+        tz, test_mics, work / "pre_test", downsample, num_workers, num_threads,
+        logs / "preprocess_test.log")
     r_ext = int(extract_radius) if extract_radius is not None else max(
         1, int(round(particle_radius_px / downsample)))
     raw = work / "extract_downsampled.tsv"
-    dt, rss = tz.run(
+    dt, rss, cpu = tz.run(
         logs / "extract.log", "extract", "-m", model_path, "-r", r_ext, "-t", threshold,
         "-d", -1, "-j", num_threads, "--num-workers", num_workers, "-o", raw,
         *[pre_test[m.stem] for m in test_mics],
     )
-    timings["extract"] = {"seconds": dt, "peak_rss_mb": rss, "radius": r_ext}
+    timings["extract"] = {"seconds": dt, "cpu_seconds": cpu, "peak_rss_mb": rss, "radius": r_ext}
 
     # 5. parse, back to original pixels
     rows: dict[str, list] = {m.stem: [] for m in test_mics}
@@ -482,7 +510,7 @@ def run_topaz(
                 (float(parts[i_x]), float(parts[i_y]), float(parts[i_s])))
     picks = {}
     for m in test_mics:
-        sx, sy = _scales(m, pre_test[m.stem], downsample)
+        sx, sy = _scales(full_test[m.stem], pre_test[m.stem])
         r = rows.get(m.stem, [])
         picks[m.stem] = (_array([(x * sx, y * sy) for x, y, _ in r], 2),
                          _array([s for _, _, s in r], 1))

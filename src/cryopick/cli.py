@@ -39,10 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmds in GROUPS.values():
         for name in cmds:
-            try:
-                mod = _module(name)
-            except ModuleNotFoundError:  # TEMP
-                continue
+            mod = _module(name)
             doc = (mod.__doc__ or "").strip()
             p = sub.add_parser(name, help=doc.splitlines()[0] if doc else name, description=doc,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -50,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
             p.set_defaults(_main=mod.main)
     return parser
+
+
+def _one_line(text: str) -> str:
+    """Messages print as one line: a multi-line message (e.g. from a library) is joined."""
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     except CryopickError as e:
         if debug:
             traceback.print_exc()
-        print(f"cryopick {args.command}: error: {e}", file=sys.stderr)
+        print(f"cryopick {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(f"cryopick {args.command}: interrupted", file=sys.stderr)
@@ -73,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug or an unforeseen input: one line unless --debug
         if debug:
             raise
-        print(f"cryopick {args.command}: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
-              file=sys.stderr)
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(f"cryopick {args.command}: internal error: {type(e).__name__}: {first} (rerun with --debug for the "
+              "traceback)", file=sys.stderr)
         return 1
 
 

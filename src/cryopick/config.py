@@ -61,8 +61,10 @@ class TrainConfig:
     eval_every: int = 1
     seed: int = 42
     device: str = "auto"
-    num_workers: int = 0
-    amp: bool = False  # mixed precision on CUDA
+    num_workers: int = 0  # DataLoader worker processes (persistent across epochs when > 0)
+    amp: bool | None = None  # mixed precision (bf16, else fp16 + GradScaler); None: on for CUDA, off for CPU
+    channels_last: bool | None = None  # NHWC activations; None: on for CUDA, off for CPU
+    compile: bool = False  # torch.compile the training model (first epoch slower; needs a C++ compiler on CPU)
     tile_size: int = 512  # inference tiles for validation / prediction
     resume: bool = False
 

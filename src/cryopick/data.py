@@ -54,6 +54,8 @@ class LoadedData:
     samples: list[Sample]
     prep: Preprocessing
     warnings: list[str] = field(default_factory=list)
+    pixel_size: float | None = None  # Å/px shared by the micrographs (from MRC headers), None when unknown
+    pixel_size_source: str = ""  # the micrograph it was read from
 
     @property
     def labelled(self) -> list[Sample]:
@@ -86,14 +88,55 @@ def resolve_radius(radius: float | None, labels: dict | None, source: str) -> fl
     raise InputError(f"{source}: the labels give no particle diameter; pass --radius (particle radius in micrograph pixels)")
 
 
+PIXEL_SIZE_RTOL = 0.01  # pixel sizes closer than 1 % count as the same
+
+
+def check_pixel_sizes(sizes: list[tuple[str, float | None]], allow_mixed: bool) -> tuple[float | None, str, list[str]]:
+    """One pixel size for ``(source, Å/px or None)`` pairs: ``(size, source, warnings)``.
+
+    Labels and ``--radius`` are in pixels, so micrographs of different pixel sizes would
+    mix particle scales in one model: an InputError, or only a warning with
+    ``allow_mixed`` (an explicit ``--downsample``: the user fixed the scale). Unknown
+    sizes (MRC voxel size 0, TIFF, PNG) are not compared.
+    """
+    known = [(src, float(ps)) for src, ps in sizes if ps]
+    if not known:
+        return None, "", []
+    src0, ps0 = known[0]
+    for src, ps in known[1:]:
+        if abs(ps - ps0) > PIXEL_SIZE_RTOL * ps0:
+            msg = (f"{src}: pixel size {ps:g} Å differs from {ps0:g} Å of {src0}; labels and --radius are in pixels, "
+                   "so mixed pixel sizes mix particle scales")
+            if not allow_mixed:
+                raise InputError(msg + "; rescale the micrographs and their labels to one pixel size, train on one "
+                                       "pixel size at a time, or pass --downsample explicitly to use them as they are")
+            return ps0, src0, [msg + " (going on because --downsample was given)"]
+    return ps0, src0, []
+
+
+def check_particle_fits(source: str, shape: tuple[int, int], prep: Preprocessing) -> None:
+    """The particle (diameter, after downsampling) must fit inside the downsampled micrograph."""
+    h, w = (int(side / prep.downsample) for side in shape)
+    diameter = 2 * prep.radius / prep.downsample
+    if min(h, w) < 1 or diameter > min(h, w):
+        raise InputError(
+            f"{source}: a particle of radius {prep.radius:g} px is {diameter:.1f} px across after downsampling "
+            f"by {prep.downsample:g}, larger than the micrograph ({w}x{h} px after downsampling); check --radius "
+            "(in micrograph pixels) and --downsample"
+        )
+
+
 def load_samples(images: list[str], labels: str | None, *, radius: float | None, downsample: float | None,
                  normalize: str = "robust", mask_radius_scale: float = 1.0, label_format: str | None = None,
-                 prep: Preprocessing | None = None, require_labels: bool = True) -> LoadedData:
+                 prep: Preprocessing | None = None, require_labels: bool = True,
+                 allow_mixed_pixel_size: bool | None = None) -> LoadedData:
     """Read micrographs (+ labels), preprocess, and paint masks.
 
     ``prep`` fixes the preprocessing (e.g. validation data must match training data);
     otherwise it is resolved from ``radius``/``downsample``/``normalize``.
     Micrographs without labels are kept with ``mask=None`` (self-training uses them).
+    Micrographs of different pixel sizes are an error unless ``allow_mixed_pixel_size``
+    (default: when ``downsample`` is given explicitly); see :func:`check_pixel_sizes`.
     """
     if len(images) == 1 and is_zarr_dataset(images[0]):
         return _load_zarr(Path(images[0]), prep, normalize)
@@ -105,6 +148,9 @@ def load_samples(images: list[str], labels: str | None, *, radius: float | None,
             mask_dir = lp
         else:
             label_set = read_labels(lp, fmt=label_format)
+            if require_labels and not any(len(p) for p in label_set.values()):
+                raise InputError(f"{lp}: holds no particle coordinates (0 labelled particles); label at least one "
+                                 "particle, or check the file is the one you meant")
     elif require_labels:
         raise InputError("no labels given: pass --labels (a label file or directory)")
 
@@ -117,10 +163,16 @@ def load_samples(images: list[str], labels: str | None, *, radius: float | None,
 
     samples, warnings = [], []
     mics = [read_micrograph(p) for p in paths]
+    if allow_mixed_pixel_size is None:
+        allow_mixed_pixel_size = downsample is not None
+    pixel_size, pixel_source, pixel_warnings = check_pixel_sizes([(str(m.path), m.pixel_size) for m in mics],
+                                                                 allow_mixed_pixel_size)
+    warnings += pixel_warnings
     if label_set is not None:
         shapes = {m.name: m.image.shape for m in mics}
         warnings += validate_labels(label_set, shapes, str(labels))
     for mic in mics:
+        check_particle_fits(str(mic.path), mic.image.shape, prep)
         img = preprocess(mic.image, prep.downsample, prep.normalize)
         mask = coords = None
         if mask_dir is not None:
@@ -134,7 +186,10 @@ def load_samples(images: list[str], labels: str | None, *, radius: float | None,
     if require_labels and not any(s.mask is not None for s in samples):
         raise InputError(f"{labels}: no label entry matches any micrograph stem (micrographs: "
                          f"{', '.join(s.name for s in samples[:3])}...); labels are paired with micrographs by file stem")
-    return LoadedData(samples, prep, warnings)
+    if require_labels and label_set is not None and not any(s.coords is not None and len(s.coords) for s in samples):
+        raise InputError(f"{labels}: the labelled micrographs among the inputs have 0 particles; label at least one "
+                         "particle on a micrograph you train on")
+    return LoadedData(samples, prep, warnings, pixel_size, pixel_source)
 
 
 def _load_zarr(path: Path, prep: Preprocessing | None, normalize: str) -> LoadedData:

@@ -33,18 +33,34 @@ def _blend_window(tile: int, overlap: int) -> np.ndarray:
     return np.outer(w, w)
 
 
-def autocast_context(device: torch.device, amp: bool):
-    if amp and device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
+def resolve_amp(amp: bool | None, device: torch.device | str) -> bool:
+    """Mixed precision on or off: ``None`` means on for CUDA, off elsewhere. It only ever acts on CUDA."""
+    return torch.device(device).type == "cuda" if amp is None else bool(amp)
+
+
+def amp_dtype() -> torch.dtype:
+    """bf16 where the GPU supports it (Ampere and later), else fp16 (which needs a GradScaler to train)."""
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def autocast_context(device: torch.device, amp: bool | None):
+    """Autocast to bf16 / fp16 on CUDA when ``amp``; a no-op on CPU (where runs stay float32 and deterministic)."""
+    device = torch.device(device)
+    if resolve_amp(amp, device) and device.type == "cuda":
+        return torch.autocast("cuda", dtype=amp_dtype())
     return contextlib.nullcontext()
 
 
 @torch.no_grad()
 def predict_probability(models: nn.Module | list[nn.Module], image: np.ndarray, tile: int = 512, overlap: int = 64,
-                         batch_size: int = 4, device: torch.device | str = "cpu", amp: bool = False) -> np.ndarray:
+                         batch_size: int = 4, device: torch.device | str = "cpu", amp: bool = False,
+                         channels_last: bool = False) -> np.ndarray:
     """Probability map (h, w) float32 for a preprocessed image; several models are averaged
-    (an ensemble: the mean of their probabilities)."""
+    (an ensemble: the mean of their probabilities).
+
+    ``batch_size`` tiles go through the network at once; on CUDA each batch is copied
+    from pinned memory without blocking. ``amp`` (CUDA only) runs the network in bf16/fp16,
+    ``channels_last`` feeds NHWC batches (use it with models converted to channels_last)."""
     models = models if isinstance(models, (list, tuple)) else [models]
     device = torch.device(device)
     h, w = image.shape
@@ -63,7 +79,13 @@ def predict_probability(models: nn.Module | list[nn.Module], image: np.ndarray, 
         m.eval()
     for i in range(0, len(windows), batch_size):
         chunk = windows[i : i + batch_size]
-        batch = torch.from_numpy(np.stack([img[y : y + tile, x : x + tile] for y, x in chunk]))[:, None].to(device)
+        batch = torch.from_numpy(np.stack([img[y : y + tile, x : x + tile] for y, x in chunk]))[:, None]
+        if device.type == "cuda":
+            batch = batch.pin_memory().to(device, non_blocking=True)
+        else:
+            batch = batch.to(device)
+        if channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
         with autocast_context(device, amp):
             prob = sum(torch.sigmoid(m(batch).float()) for m in models) / len(models)
         prob = prob[:, 0].cpu().numpy()

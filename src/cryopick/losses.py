@@ -97,3 +97,28 @@ def build_loss(name: str, focal_weight: float = 0.7, dice_weight: float = 0.3, a
     if name == "combined":
         return MaskedLoss(combined_loss, focal_weight=focal_weight, dice_weight=dice_weight, alpha=alpha, gamma=gamma)
     raise InputError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+
+
+def pu_loss(logits: torch.Tensor, target: torch.Tensor, prior: float) -> torch.Tensor:
+    """Non-negative positive-unlabelled risk (Kiryo et al. 2017) with the logistic loss.
+
+    Target 1 = labelled particle pixel, 0 = *unlabelled* pixel (particle or not),
+    IGNORE = excluded. ``prior`` is the share of unlabelled pixels that belong to
+    particles. Risk = prior * E_P[l(f,+)] + max(0, E_U[l(f,-)] - prior * E_P[l(f,-)]);
+    when the bracket goes negative (over-fitting the unlabelled set as negative) the
+    step minimises its magnitude instead, as nnPU does.
+    """
+    pos = target >= 0.5
+    unl = (target >= 0) & (target < 0.5)
+    n_p, n_u = pos.sum().clamp_min(1), unl.sum().clamp_min(1)
+    loss_pos = F.softplus(-logits)  # l(f, +1)
+    loss_neg = F.softplus(logits)  # l(f, -1)
+    r_p_pos = (loss_pos * pos).sum() / n_p
+    r_p_neg = (loss_neg * pos).sum() / n_p
+    r_u_neg = (loss_neg * unl).sum() / n_u
+    if not bool(pos.any()):  # no labelled pixel in the batch: unlabelled pixels as plain negatives, down-weighted
+        return (1 - prior) * r_u_neg
+    neg_risk = r_u_neg - prior * r_p_neg
+    if neg_risk.item() >= 0:
+        return prior * r_p_pos + neg_risk
+    return -neg_risk

@@ -124,38 +124,60 @@ OUTPUT_NAMES = {"star": "picks.star", "cryosparc": "picks_cryosparc.star", "topa
 
 
 def pick_to_files(mics: list[str], models: list[str], cfg: PickConfig, out_dir: str | Path, device="cpu",
-                  per_micrograph: bool = False, all_candidates: bool = False, save_maps: bool = False) -> dict:
-    """Pick every micrograph and write the requested formats into ``out_dir``; returns a summary."""
+                  per_micrograph: bool = False, all_candidates: bool = False, save_maps: bool = False,
+                  amp: bool | None = None) -> dict:
+    """Pick every micrograph and write the requested formats into ``out_dir``; returns a summary.
+
+    ``amp`` (CUDA only; None: on for CUDA) runs the network in bf16/fp16. Under torchrun the
+    micrographs are sharded over the ranks (``distributed.shard``), each rank writes the
+    probability maps of its own share, the picks are gathered, and rank 0 writes the pick
+    files and pick_summary.json; every rank returns the same summary.
+    """
     import time
 
     from tqdm.auto import tqdm
 
+    from . import distributed as ddist
+    from .inference import resolve_amp
     from .io import Particles, find_micrographs, write_labels
     from .io.atomic import atomic_write_json, ensure_out_dir
     from .io.micrographs import write_mrc
 
+    device = torch.device(device)
+    main = ddist.init_from_env(device).is_main
     out = ensure_out_dir(out_dir)
-    picker = Picker.from_checkpoints(models, cfg, device=device)
+    picker = Picker.from_checkpoints(models, cfg, device=device, amp=resolve_amp(amp, device))
+    if device.type == "cuda":
+        for m in picker.models:
+            m.to(memory_format=torch.channels_last)
     paths = find_micrographs(mics)
-    labels, t0 = {}, time.perf_counter()
+    t0 = time.perf_counter()
     diameter = 2 * picker.prep.radius
-    for path in tqdm(paths, desc="pick", unit="mic", disable=None):
-        p = picker.pick_file(path, keep_prob=save_maps, all_candidates=all_candidates)
-        labels[p.name] = Particles(p.xy, p.scores, diameter)
+    mine = []
+    for i in tqdm(ddist.shard_indices(len(paths)), desc="pick", unit="mic", disable=None if main else True):
+        p = picker.pick_file(paths[i], keep_prob=save_maps, all_candidates=all_candidates)
+        mine.append((i, (p.name, Particles(p.xy, p.scores, diameter))))
         if save_maps:
             write_mrc(out / "maps" / f"{p.name}_prob.mrc", p.prob)
+    labels = dict(ddist.merge_shards(ddist.all_gather_object(mine)))
     seconds = time.perf_counter() - t0
     box = cfg.box_size or int(round(2 * diameter))
     suffix = paths[0].suffix if paths else ".mrc"
     written = []
-    for fmt in cfg.formats:
-        written += [str(x) for x in write_labels(labels, out / OUTPUT_NAMES[fmt], fmt, box_size=box,
-                                                 per_micrograph=per_micrograph, micrograph_suffix=suffix) or []]
+    if main:
+        for fmt in cfg.formats:
+            written += [str(x) for x in write_labels(labels, out / OUTPUT_NAMES[fmt], fmt, box_size=box,
+                                                     per_micrograph=per_micrograph, micrograph_suffix=suffix) or []]
+    written = ddist.broadcast_object(written)
     summary = {"n_micrographs": len(paths), "n_picks": int(sum(len(v) for v in labels.values())),
                "threshold": 0.0 if all_candidates else (picker.threshold if picker.threshold is not None else 0.5),
                "calibrated_threshold": picker.threshold, "seconds": seconds,
                "seconds_per_micrograph": seconds / max(1, len(paths)), "models": [str(m) for m in models],
                "downsample": picker.prep.downsample, "radius": picker.prep.radius, "outputs": written,
                "per_micrograph": {k: len(v) for k, v in labels.items()}}
-    atomic_write_json(out / "pick_summary.json", summary)
+    if ddist.is_distributed():
+        summary["processes"] = ddist.world_size()
+    if main:
+        atomic_write_json(out / "pick_summary.json", summary)
+    ddist.barrier()
     return summary

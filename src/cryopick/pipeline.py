@@ -9,12 +9,15 @@ from typing import Callable
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig, run_record, save_run_config
-from .data import LoadedData, Preprocessing, Sample, load_samples, split_train_val
-from .errors import InputError
-from .io.atomic import atomic_write_json, ensure_out_dir
+from .data import LoadedData, Preprocessing, Sample, check_pixel_sizes, load_samples, split_train_val
+from .errors import CheckpointError, InputError
+from .io.atomic import atomic_write_json, ensure_out_dir, remove_stale_temps
 from .models import UNetFamily
 from .picking import Picker, calibrate_threshold
 from .train import FitResult, fit, resolve_device, resolve_model_config, resolve_train_config
+
+
+RUN_FILES = ["model.pt", "best_model.pt", "metrics.json", "config.yaml", "train_summary.json"]  # what train_run writes
 
 
 @dataclass
@@ -29,14 +32,18 @@ def load_run_data(cfg: RunConfig, log: Callable[[str], None] = print) -> RunData
     d = cfg.data
     if not d.images:
         raise InputError("no micrographs given: pass --images MICS")
+    explicit_scale = d.downsample is not None  # --downsample given: mixed pixel sizes only warn
     loaded: LoadedData = load_samples(d.images, d.labels, radius=d.radius, downsample=d.downsample,
                                       normalize=d.normalize, mask_radius_scale=d.mask_radius_scale,
-                                      label_format=d.label_format)
+                                      label_format=d.label_format, allow_mixed_pixel_size=explicit_scale)
     warnings = list(loaded.warnings)
     if d.val_images:
-        val = load_samples(d.val_images, d.val_labels or d.labels, radius=None, downsample=None,
-                           label_format=d.label_format, prep=loaded.prep).labelled
-        warnings += []
+        val_loaded = load_samples(d.val_images, d.val_labels or d.labels, radius=None, downsample=None,
+                                  label_format=d.label_format, prep=loaded.prep, allow_mixed_pixel_size=explicit_scale)
+        warnings += val_loaded.warnings
+        warnings += check_pixel_sizes([(loaded.pixel_size_source, loaded.pixel_size),
+                                       (val_loaded.pixel_size_source, val_loaded.pixel_size)], explicit_scale)[2]
+        val = val_loaded.labelled
         train = loaded.samples
     else:
         train, val = split_train_val(loaded.samples, d.val_fraction, cfg.train.seed)
@@ -79,11 +86,30 @@ def store_threshold(paths: list[Path], val: list[Sample], cfg: RunConfig, log: C
     return threshold
 
 
+def check_resume_point(cfg: RunConfig, path: Path) -> RunConfig:
+    """Before ``--resume`` writes anything: the checkpoint at ``path`` (if any) must be usable
+    and of the asked-for architecture and width. An unset ``--base-features`` takes the
+    checkpoint's width (so a run started on one device resumes on another)."""
+    if not path.exists():
+        return cfg
+    ckpt = load_checkpoint(path, expect_arch=cfg.model.arch)
+    width = ckpt["arch"].get("base_features")
+    if cfg.model.base_features is None:
+        return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, base_features=width))
+    if cfg.model.base_features != width:
+        raise CheckpointError(f"{path}: checkpoint has base width {width} but --base-features {cfg.model.base_features} "
+                              f"was asked for; pass --base-features {width} to resume, or train into a new folder")
+    return cfg
+
+
 def train_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None] = print,
               data: RunData | None = None, model: UNetFamily | None = None) -> tuple[FitResult, RunConfig]:
     """Supervised training of one run: data -> fit -> calibrated threshold -> summary."""
     out = ensure_out_dir(out_dir)
     data = data or load_run_data(cfg, log)
+    if cfg.train.resume and model is None:
+        cfg = check_resume_point(cfg, out / "model.pt")
+        remove_stale_temps(out, RUN_FILES)  # left by a killed run; harmless, but a resumed run ends tidy
     cfg = resolve(cfg, data)
     save_run_config(cfg, out)
     result = fit(data.train, data.val, data.prep, cfg.model, cfg.train, out, model=model, run_config=run_record(cfg),

@@ -15,6 +15,10 @@ action-plan seed: linear from ``dynamic_start`` at the first iteration to
 
 Outputs: baseline_model.pt, model_iteration_K.pt, final_model.pt and
 training_summary.json (config, per-iteration coverage, agreement, metrics, warnings).
+
+Under torchrun the retraining is distributed (``train.fit``), the pseudo-labelling pass
+predicts each rank's shard of the micrographs and gathers the new masks on every rank,
+and rank 0 alone writes the files.
 """
 
 from __future__ import annotations
@@ -27,11 +31,12 @@ from typing import Callable
 
 import numpy as np
 
+from . import distributed as ddist
 from .checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import RunConfig, SelfTrainConfig, run_record, save_run_config
 from .data import Sample
 from .errors import InputError
-from .inference import predict_probability
+from .inference import predict_probability, resolve_amp
 from .io.atomic import atomic_write_json, ensure_out_dir
 from .pipeline import RunData, load_run_data, resolve, store_threshold
 from .targets import IGNORE, disk_mask
@@ -100,10 +105,15 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
     for k in range(1, st.iterations + 1):
         validate_thresholds(*thresholds_for(k, st.iterations, st))
     out = ensure_out_dir(out_dir)
+    device = resolve_device(cfg.train.device)
+    main = ddist.init_from_env(device).is_main
+    if not main:
+        log = _quiet
     data = data or load_run_data(cfg, log)
     cfg = resolve(cfg, data)
-    save_run_config(cfg, out)
-    device = resolve_device(cfg.train.device)
+    if main:
+        save_run_config(cfg, out)
+    amp = resolve_amp(cfg.train.amp, device)
     record = run_record(cfg)
     train, val, prep = data.train, data.val, data.prep
     originals = [_Orig(s.mask, s.coords) for s in train]
@@ -115,7 +125,7 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
     if st.init:
         ckpt = load_checkpoint(st.init, expect_arch=cfg.model.arch)
         model = model_from_checkpoint(ckpt, st.init)
-        if not baseline.exists():
+        if main and not baseline.exists():
             save_checkpoint(make_checkpoint(model, prep, config=record, epoch=0, history=[]), baseline)
         log(f"starting from {st.init}")
     elif cfg.train.resume and baseline.exists():
@@ -125,7 +135,9 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
         log("phase 1: supervised training")
         result = fit(train, val, prep, cfg.model, cfg.train, out / "supervised", run_config=record, log=log)
         best = out / "supervised" / "best_model.pt"
-        shutil.copyfile(best, baseline)
+        if main:
+            shutil.copyfile(best, baseline)
+        ddist.barrier()
         model = model_from_checkpoint(load_checkpoint(baseline), baseline)
     model.to(device)
     base_metrics = evaluate(model, val, device, cfg.train.tile_size).as_dict() if val else None
@@ -145,7 +157,7 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
         pos, neg = thresholds_for(k, st.iterations, st)
         log(f"self-training iteration {k}/{st.iterations}: thresholds positive {pos:.3f}, negative {neg:.3f}")
         stats = _relabel(model, train, originals, pos, neg, prep.mask_radius, st.protect_ring, device,
-                         cfg.train.tile_size)
+                         cfg.train.tile_size, amp=amp)
         log(f"  pseudo-positive {stats['pseudo_positive']:.2f}%  reliable-negative {stats['reliable_negative']:.2f}%  "
             f"ignored {stats['ignored']:.2f}%  agreement with labels {stats['label_agreement']:.3f}")
         train_cfg = dataclasses.replace(cfg.train, seed=cfg.train.seed + k)
@@ -160,46 +172,83 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
             log(f"  warning: {w}")
         stats["warnings"] = warnings
         prev_loss = stats["train_loss"]
-        ckpt = make_checkpoint(model, prep, config=record, epoch=k, history=result.history, selftrain_stats=stats)
-        save_checkpoint(ckpt, it_path)
         summary["iterations"].append(stats)
         summary["warnings"] += [f"iteration {k}: {w}" for w in warnings]
-        atomic_write_json(summary_path, summary)
+        if main:
+            ckpt = make_checkpoint(model, prep, config=record, epoch=k, history=result.history, selftrain_stats=stats)
+            save_checkpoint(ckpt, it_path)
+            atomic_write_json(summary_path, summary)
 
     final = out / "final_model.pt"
     last = out / f"model_iteration_{st.iterations}.pt" if st.iterations else baseline
-    shutil.copyfile(last, final)
-    summary["pick_threshold"] = store_threshold([final], val, cfg, log)
+    threshold = None
+    if main:
+        shutil.copyfile(last, final)
+        threshold = store_threshold([final], val, cfg, log)
+    summary["pick_threshold"] = ddist.broadcast_object(threshold)
     if val:
         summary["final"] = summary["iterations"][-1]["validation"] if summary["iterations"] else base_metrics
-    atomic_write_json(summary_path, summary)
+    if main:
+        atomic_write_json(summary_path, summary)
+    ddist.barrier()
     return summary
 
 
+def _quiet(message: str) -> None:
+    """The log of ranks other than 0: silent."""
+
+
 def _relabel(model, train: list[Sample], originals: list[_Orig], pos: float, neg: float, radius: float,
-             ring: float, device, tile: int) -> dict:
-    """Replace each training sample's mask by its combined pseudo-labels; return coverage statistics."""
+             ring: float, device, tile: int, amp: bool = False) -> dict:
+    """Replace each training sample's mask by its combined pseudo-labels; return coverage statistics.
+
+    Distributed, each rank predicts its shard of ``train`` and the masks and counts are
+    gathered on every rank (they all train on every micrograph next); the statistics are
+    summed in micrograph order, so they equal the single-process ones.
+    """
+    distributed = ddist.is_distributed()
+    mine = []
+    for i in ddist.shard_indices(len(train)):
+        s, orig = train[i], originals[i]
+        prob = predict_probability(model, s.image, tile=tile, device=device, amp=amp)
+        pseudo = pseudo_labels(prob, pos, neg)
+        mask = combine_labels(pseudo, orig.mask, orig.coords, radius, ring)
+        counts = {"coverage": coverage(mask), "pseudo_pos": float((pseudo == 1).sum()),
+                  "pseudo_neg": float((pseudo == 0).sum()), "agree": 0.0, "n_orig": 0}
+        if orig.mask is not None:
+            lab = orig.mask >= 0.5
+            counts["agree"] = float((prob[lab] >= 0.5).sum())
+            counts["n_orig"] = int(lab.sum())
+        mine.append((i, (_pack_mask(mask) if distributed else mask, counts)))
+    results = ddist.merge_shards(ddist.all_gather_object(mine))
+
     totals = {"positive": 0.0, "negative": 0.0, "ignored": 0.0}
     pseudo_pos = pseudo_neg = 0.0
     agree, n_orig = 0.0, 0
     n_px = 0
-    for s, orig in zip(train, originals):
-        prob = predict_probability(model, s.image, tile=tile, device=device)
-        pseudo = pseudo_labels(prob, pos, neg)
-        s.mask = combine_labels(pseudo, orig.mask, orig.coords, radius, ring)
-        c = coverage(s.mask)
+    for s, (mask, counts) in zip(train, results):
+        s.mask = _unpack_mask(mask)
+        c = counts["coverage"]
         for key in totals:
             totals[key] += c[key] * s.mask.size
-        pseudo_pos += float((pseudo == 1).sum())
-        pseudo_neg += float((pseudo == 0).sum())
+        pseudo_pos += counts["pseudo_pos"]
+        pseudo_neg += counts["pseudo_neg"]
         n_px += s.mask.size
-        if orig.mask is not None:
-            lab = orig.mask >= 0.5
-            agree += float((prob[lab] >= 0.5).sum())
-            n_orig += int(lab.sum())
+        agree += counts["agree"]
+        n_orig += counts["n_orig"]
     return {"pseudo_positive": 100 * pseudo_pos / n_px, "reliable_negative": 100 * pseudo_neg / n_px,
             "positive": totals["positive"] / n_px, "negative": totals["negative"] / n_px,
             "ignored": totals["ignored"] / n_px, "label_agreement": agree / n_orig if n_orig else float("nan")}
+
+
+def _pack_mask(mask: np.ndarray) -> np.ndarray:
+    """int8 when the mask holds only -1/0/1 (4x less to send between ranks), else unchanged."""
+    small = mask.astype(np.int8)
+    return small if np.array_equal(small, mask) else mask
+
+
+def _unpack_mask(mask: np.ndarray) -> np.ndarray:
+    return mask.astype(np.float32) if mask.dtype == np.int8 else mask
 
 
 def _health(stats: dict, prev_loss: float | None) -> list[str]:

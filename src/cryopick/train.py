@@ -11,6 +11,22 @@ schedule, evaluates pixel metrics on whole validation micrographs every
 A run is a pure function of its config and seed: the patch plan and the augmentation
 of epoch e are drawn from (seed, e), so ``resume=True`` after a kill replays the
 interrupted epoch and ends where an uninterrupted run ends.
+
+Speed options (``TrainConfig``): ``amp`` (bf16 autocast, or fp16 with a GradScaler on
+GPUs without bf16), ``channels_last`` (NHWC), both on by default on CUDA and off on CPU
+(the CPU path stays float32 and deterministic); ``compile`` (``torch.compile``, off by
+default); ``num_workers`` DataLoader processes, kept alive across epochs, with pinned
+memory on CUDA.
+
+Under ``torchrun`` (see ``cryopick.distributed``) the model is wrapped in
+DistributedDataParallel with synchronised BatchNorm, each rank trains on its slice of
+every global batch (``batch_size`` is the global batch, ``batch_size // world`` per rank),
+validation micrographs are sharded and their pixel counts summed, and rank 0 alone
+writes the files. Each rank's loss is weighted by its share of the global batch's valid
+(non-ignored) pixels, so for the per-pixel losses (bce, focal) a step equals the
+single-process step up to float summation order; Dice (and so ``combined``) is a ratio
+over the batch and is computed per rank, which makes it close to but not exactly the
+single-process value.
 """
 
 from __future__ import annotations
@@ -25,15 +41,17 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from . import distributed as ddist
 from .augment import default_train_transform
 from .checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import PatchDataset, Preprocessing, Sample
 from .errors import InputError
-from .inference import autocast_context, predict_probability
+from .inference import amp_dtype, autocast_context, predict_probability, resolve_amp
 from .io.atomic import atomic_write_json, ensure_out_dir
 from .losses import build_loss
 from .metrics import PixelAccumulator, PixelMetrics
@@ -41,14 +59,19 @@ from .models import UNetFamily, build_model, count_parameters
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU. Under torchrun a bare ``cuda`` (or ``auto``
+    on a GPU machine) means this process's GPU, ``cuda:LOCAL_RANK``."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
         raise InputError(f"--device {name!r} is not a device; use auto, cpu or cuda[:N]") from None
+    if device.type == "cuda" and device.index is None and ddist.launched_distributed():
+        device = torch.device("cuda", ddist.env_local_rank())
+    return device
 
 
 def resolve_model_config(cfg: ModelConfig, device: torch.device) -> ModelConfig:
@@ -75,7 +98,25 @@ def resolve_train_config(cfg: TrainConfig, device: torch.device, samples: list[S
         raise InputError(f"--lr must be positive, got {cfg.lr}")
     if cfg.scheduler not in ("cosine", "warm-restarts"):
         raise InputError(f"unknown scheduler {cfg.scheduler!r}; choose cosine or warm-restarts")
-    return dataclasses.replace(cfg, patch_size=patch, patches_per_epoch=n)
+    if cfg.num_workers < 0:
+        raise InputError(f"--num-workers must be >= 0, got {cfg.num_workers}")
+    world = ddist.env_world_size()
+    if world > 1:
+        ddist.per_rank_batch(cfg.batch_size, world)  # a clear error when the global batch does not split evenly
+    return dataclasses.replace(cfg, patch_size=patch, patches_per_epoch=n, amp=resolve_amp(cfg.amp, device),
+                               channels_last=resolve_channels_last(cfg.channels_last, device))
+
+
+def resolve_channels_last(channels_last: bool | None, device: torch.device) -> bool:
+    """NHWC on or off: ``None`` means on for CUDA (tensor-core convolutions), off on CPU."""
+    return device.type == "cuda" if channels_last is None else bool(channels_last)
+
+
+def make_grad_scaler(device: torch.device, amp: bool):
+    """A GradScaler for fp16 autocast (GPUs without bf16); None when not needed (bf16, fp32, CPU)."""
+    if amp and device.type == "cuda" and amp_dtype() == torch.float16:
+        return torch.amp.GradScaler("cuda")
+    return None
 
 
 def seed_everything(seed: int) -> None:
@@ -94,15 +135,36 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, epochs: int):
     return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=cfg.eta_min)
 
 
-def train_one_epoch(model, loader, loss_fn, opt, device, amp: bool = False, desc: str = "train") -> float:
+def train_one_epoch(model, loader, loss_fn, opt, device, amp: bool = False, desc: str = "train", *,
+                    scaler=None, channels_last: bool = False, progress: bool = True) -> float:
+    """One pass over ``loader``; the mean training loss per patch (over all ranks when distributed).
+
+    ``scaler``: a GradScaler kept across epochs (fp16); made here when ``amp`` needs one and
+    none is given. Distributed, each rank's loss is weighted by n_valid_rank * world /
+    n_valid_global so that DDP's gradient average is the gradient of the global batch's
+    per-pixel mean.
+    """
     model.train()
+    device = torch.device(device)
+    world = ddist.world_size()
     total, count = 0.0, 0
-    scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" and not torch.cuda.is_bf16_supported() else None
-    for img, mask in tqdm(loader, desc=desc, leave=False, disable=None):
+    if scaler is None:
+        scaler = make_grad_scaler(device, amp)
+    for img, mask in tqdm(loader, desc=desc, leave=False, disable=None if progress else True):
         img, mask = img.to(device, non_blocking=True), mask.to(device, non_blocking=True)
+        if channels_last:
+            img = img.contiguous(memory_format=torch.channels_last)
         with autocast_context(device, amp):
             logits = model(img)
         loss = loss_fn(logits.float(), mask)
+        n = len(img)
+        if world > 1:
+            n_valid = (mask >= 0).sum().to(torch.float64)
+            sums = ddist.all_reduce_tensor(torch.stack([n_valid, loss.detach().to(torch.float64) * n_valid]))
+            n_global = sums[0].clamp_min(1)
+            batch_loss = (sums[1] / n_global).item()
+            loss = loss * (n_valid * world / n_global).to(loss.dtype)
+            n *= world
         opt.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -111,20 +173,31 @@ def train_one_epoch(model, loader, loss_fn, opt, device, amp: bool = False, desc
         else:
             loss.backward()
             opt.step()
-        total += loss.item() * len(img)
-        count += len(img)
+        total += (batch_loss if world > 1 else loss.item()) * n
+        count += n
     return total / max(count, 1)
 
 
 def evaluate(model, samples: list[Sample], device, tile: int = 512, threshold: float = 0.5,
-             amp: bool = False) -> PixelMetrics:
-    """Pixel metrics over whole (labelled) micrographs, predicted tile by tile."""
+             amp: bool = False, distributed: bool | None = None, batch_size: int = 4,
+             channels_last: bool = False) -> PixelMetrics:
+    """Pixel metrics over whole (labelled) micrographs, predicted tile by tile.
+
+    ``distributed`` (default: whenever a process group of more than one rank exists): each
+    rank predicts its shard of the micrographs and the counts are summed over ranks, so
+    every rank returns the metrics of the whole set. Every rank must then call it.
+    ``model`` should be the bare module, not the DDP wrapper.
+    """
+    if distributed is None:
+        distributed = ddist.is_distributed()
+    labelled = [s for s in samples if s.mask is not None]
     acc = PixelAccumulator(threshold=threshold)
-    for s in samples:
-        if s.mask is None:
-            continue
-        prob = predict_probability(model, s.image, tile=tile, device=device, amp=amp)
+    for s in (ddist.shard(labelled) if distributed else labelled):
+        prob = predict_probability(model, s.image, tile=tile, device=device, amp=amp, batch_size=batch_size,
+                                   channels_last=channels_last)
         acc.update(prob, s.mask)
+    if distributed:
+        ddist.all_reduce_accumulator(acc)
     return acc.compute()
 
 
@@ -144,69 +217,104 @@ def fit(train: list[Sample], val: list[Sample], prep: Preprocessing, model_cfg: 
     """Train (or fine-tune ``model``) for ``epochs`` (default ``cfg.epochs``); see the module docstring.
 
     ``prefix`` names the checkpoint files (``{prefix}model.pt`` ...) so self-training
-    iterations can keep theirs apart.
+    iterations can keep theirs apart. Under torchrun every rank calls ``fit`` with the same
+    arguments; all return the same (bare, non-DDP) model and history.
     """
     out = ensure_out_dir(out_dir)
     device = resolve_device(cfg.device)
+    dist_info = ddist.init_from_env(device)
+    world, main = dist_info.world, dist_info.is_main
+    if not main:
+        log = _quiet
     epochs = epochs or cfg.epochs
+    amp = resolve_amp(cfg.amp, device)
+    channels_last = resolve_channels_last(cfg.channels_last, device)
     seed_everything(cfg.seed)
     if model is None:
         model = build_model(model_cfg.arch, model_cfg.base_features)
-    model.to(device)
-    if cfg.amp and device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    net = model.to(device)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
     dataset = PatchDataset(train, cfg.patch_size, cfg.patches_per_epoch, cfg.seed, default_train_transform(cfg.augment),
                            positive_share=cfg.positive_share if cfg.balanced_sampling else None,
                            batch_size=cfg.batch_size)
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers,
-                        pin_memory=device.type == "cuda")
+    sampler = ddist.GlobalBatchSampler(len(dataset), cfg.batch_size, dist_info.rank, world)
+    loader = DataLoader(ddist.EpochDataset(dataset), batch_size=sampler.local, sampler=sampler,
+                        num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+                        persistent_workers=cfg.num_workers > 0)
     loss_fn = build_loss(cfg.loss, cfg.focal_weight, cfg.dice_weight, cfg.focal_alpha, cfg.focal_gamma)
-    opt = make_optimizer(model, cfg)
+    opt = make_optimizer(net, cfg)
     sched = make_scheduler(opt, cfg, epochs)
+    scaler = make_grad_scaler(device, amp)
     last_path, best_path, metrics_path = out / f"{prefix}model.pt", out / f"{prefix}best_model.pt", out / f"{prefix}metrics.json"
 
     start, history, best_f1, best_epoch = 1, [], None, None
     if cfg.resume and last_path.exists():
         ckpt = load_checkpoint(last_path, expect_arch=model_cfg.arch)
-        model.load_state_dict(model_from_checkpoint(ckpt, last_path).state_dict())
+        net.load_state_dict(model_from_checkpoint(ckpt, last_path).state_dict())
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
+        if scaler is not None and ckpt.get("grad_scaler"):
+            scaler.load_state_dict(ckpt["grad_scaler"])
         start = ckpt["epoch"] + 1
         history, best_f1, best_epoch = ckpt.get("history", []), ckpt.get("best_f1"), ckpt.get("best_epoch")
         log(f"resuming {last_path} from epoch {start}")
 
+    train_model: torch.nn.Module = net
+    if world > 1:
+        net = ddist.sync_batchnorm(net, device)
+        train_model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
+                                              broadcast_buffers=False)  # BatchNorm buffers are synchronised anyway
+        log(f"{prefix}distributed: {world} processes ({dist_info.backend}), global batch {cfg.batch_size} = "
+            f"{world} x {sampler.local}")
+    if cfg.compile:
+        train_model = torch.compile(train_model)
+
     def checkpoint(epoch: int) -> dict:
-        return make_checkpoint(model, prep, config=run_config or {}, epoch=epoch, history=history,
+        extra = {"grad_scaler": scaler.state_dict()} if scaler is not None else {}
+        return make_checkpoint(net, prep, config=run_config or {}, epoch=epoch, history=history,
                                best_f1=best_f1, best_epoch=best_epoch, optimizer=opt.state_dict(),
-                               scheduler=sched.state_dict())
+                               scheduler=sched.state_dict(), **extra)
 
     times = []
-    for epoch in range(start, epochs + 1):
-        t0 = time.perf_counter()
-        dataset.set_epoch(epoch)
-        loss = train_one_epoch(model, loader, loss_fn, opt, device, cfg.amp, desc=f"{prefix}epoch {epoch}/{epochs}")
-        lr = opt.param_groups[0]["lr"]
-        sched.step()
-        times.append(time.perf_counter() - t0)
-        record = {"epoch": epoch, "train_loss": loss, "lr": lr, "seconds": times[-1]}
-        improved = False
-        if val and (epoch % cfg.eval_every == 0 or epoch == epochs):
-            m = evaluate(model, val, device, cfg.tile_size, amp=cfg.amp)
-            record.update(m.as_dict())
-            if best_f1 is None or m.f1 > best_f1:
-                best_f1, best_epoch, improved = m.f1, epoch, True
-            log(f"{prefix}epoch {epoch}/{epochs}  loss {loss:.4f}  val P {m.precision:.3f} R {m.recall:.3f} "
-                f"F1 {m.f1:.3f} IoU {m.iou:.3f} AUC {m.auc:.3f}")
-        else:
-            log(f"{prefix}epoch {epoch}/{epochs}  loss {loss:.4f}")
-        history.append(record)
-        if not val:
-            best_epoch, improved = epoch, True
-        ckpt = checkpoint(epoch)
-        if improved:
-            save_checkpoint(ckpt, best_path)
-        save_checkpoint(ckpt, last_path)
-        atomic_write_json(metrics_path, history)
+    try:
+        for epoch in range(start, epochs + 1):
+            t0 = time.perf_counter()
+            dataset.set_epoch(epoch)
+            sampler.set_epoch(epoch)
+            loss = train_one_epoch(train_model, loader, loss_fn, opt, device, amp, desc=f"{prefix}epoch {epoch}/{epochs}",
+                                   scaler=scaler, channels_last=channels_last, progress=main)
+            lr = opt.param_groups[0]["lr"]
+            sched.step()
+            times.append(time.perf_counter() - t0)
+            record = {"epoch": epoch, "train_loss": loss, "lr": lr, "seconds": times[-1]}
+            improved = False
+            if val and (epoch % cfg.eval_every == 0 or epoch == epochs):
+                m = evaluate(net, val, device, cfg.tile_size, amp=amp, channels_last=channels_last)
+                record.update(m.as_dict())
+                if best_f1 is None or m.f1 > best_f1:
+                    best_f1, best_epoch, improved = m.f1, epoch, True
+                log(f"{prefix}epoch {epoch}/{epochs}  loss {loss:.4f}  val P {m.precision:.3f} R {m.recall:.3f} "
+                    f"F1 {m.f1:.3f} IoU {m.iou:.3f} AUC {m.auc:.3f}")
+            else:
+                log(f"{prefix}epoch {epoch}/{epochs}  loss {loss:.4f}")
+            history.append(record)
+            if not val:
+                best_epoch, improved = epoch, True
+            if main:  # one writer; the others wait at the barrier so no rank reads a file before it exists
+                ckpt = checkpoint(epoch)
+                if improved:
+                    save_checkpoint(ckpt, best_path)
+                save_checkpoint(ckpt, last_path)
+                atomic_write_json(metrics_path, history)
+            ddist.barrier()
+    finally:
+        if world > 1:
+            net = ddist.unsync_batchnorm(net)
 
-    return FitResult(model, history, best_f1, best_epoch, float(np.mean(times)) if times else 0.0,
-                     count_parameters(model))
+    return FitResult(net, history, best_f1, best_epoch, float(np.mean(times)) if times else 0.0,
+                     count_parameters(net))
+
+
+def _quiet(message: str) -> None:
+    """The log of ranks other than 0: silent."""

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import types
+import typing
+from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, load_config
+from ..errors import InputError
 
 BOOL = argparse.BooleanOptionalAction
 
@@ -53,7 +58,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--positive-share", type=float)
     g.add_argument("--eval-every", type=int)
     g.add_argument("--num-workers", type=int)
-    g.add_argument("--amp", action=BOOL, default=None, help="mixed precision on CUDA")
+    g.add_argument("--amp", action=BOOL, default=None,
+                   help="mixed precision on CUDA: bf16, or fp16 with loss scaling (default on for CUDA, off on CPU)")
+    g.add_argument("--channels-last", action=BOOL, default=None, help="NHWC memory format (default on for CUDA)")
+    g.add_argument("--compile", action=BOOL, default=None, help="torch.compile the model for training (default off)")
     g.add_argument("--resume", action="store_true", default=None, help="continue from OUT/model.pt")
 
 
@@ -68,15 +76,109 @@ FLAG_MAP = {
     **{k: ("train", k) for k in ["patch_size", "patches_per_epoch", "epochs", "batch_size", "lr", "weight_decay",
                                  "scheduler", "t0", "t_mult", "eta_min", "loss", "focal_weight", "dice_weight",
                                  "augment", "balanced_sampling", "positive_share", "eval_every", "num_workers",
-                                 "amp", "resume"]},
+                                 "amp", "channels_last", "compile", "resume"]},
     **{k: ("selftrain", k) for k in ["iterations", "retrain_epochs", "positive_threshold", "negative_threshold",
                                      "dynamic_thresholds", "init"]},
 }
 
 
+def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Whether ``value`` fits the annotation ``tp``, and the value to keep (numbers written as
+    text, e.g. ``1e-3`` which YAML 1.1 reads as a string, become floats; one string becomes a list)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return True, value
+    if origin in (typing.Union, types.UnionType):
+        for a in args:
+            ok, v = _type_ok(value, a)
+            if ok:
+                return True, v
+        return False, value
+    if tp is type(None):
+        return value is None, value
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        if isinstance(value, str):
+            try:
+                return True, float(value)
+            except ValueError:
+                return False, value
+        return isinstance(value, (int, float)) and not isinstance(value, bool), value
+    if tp is str:
+        return isinstance(value, str), value
+    if origin is list:
+        if isinstance(value, str) and args and args[0] is str:
+            value = [value]
+        if not isinstance(value, list):
+            return False, value
+        items = [_type_ok(v, args[0]) if args else (True, v) for v in value]
+        return all(ok for ok, _ in items), [v for _, v in items]
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or (args and len(value) != len(args)):
+            return False, value
+        items = [_type_ok(v, a) for v, a in zip(value, args)]
+        return all(ok for ok, _ in items), tuple(v for _, v in items)
+    return True, value
+
+
+def _describe(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin is list:
+        return f"a list of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s" if args else "a list"
+    if origin is tuple:
+        return f"a list of {len(args)} numbers"
+    return {type(None): "null", bool: "true or false", int: "an integer", float: "a number", str: "a text"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+def check_config_types(cfg: Any, source: str, section: str = "") -> None:
+    """Raise one InputError line for the first option of the wrong type (e.g. ``epochs: many``)."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value, name = getattr(cfg, f.name), f"{section}.{f.name}" if section else f.name
+        if dataclasses.is_dataclass(value):
+            check_config_types(value, source, name)
+            continue
+        ok, fixed = _type_ok(value, hints[f.name])
+        if not ok:
+            raise InputError(f"{source}: option {name} is {value!r} but must be {_describe(hints[f.name])}; "
+                             "fix the config file")
+        setattr(cfg, f.name, fixed)
+
+
+def read_config_file(path: str) -> RunConfig:
+    """``--config FILE.yaml`` as a typed RunConfig; every problem is one InputError line."""
+    import yaml
+
+    try:
+        yaml.safe_load(Path(path).read_text())  # for the line of a syntax error; load_config reports the rest
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        hint = "indent with spaces, not tabs" if "\\t" in problem else "fix the syntax"
+        raise InputError(f"{path}{where}: not valid YAML ({problem}); {hint}") from None
+    except (OSError, UnicodeDecodeError):
+        pass  # reported below
+    try:
+        cfg = load_config(path)
+    except (OSError, UnicodeDecodeError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+        raise InputError(f"{path}: cannot read the config file ({why}); give a YAML file") from None
+    except TypeError as e:  # a value the dataclasses reject
+        raise InputError(f"{path}: not a usable config ({e}); fix the config file") from None
+    check_config_types(cfg, path)
+    return cfg
+
+
 def config_from_args(args: argparse.Namespace, extra: dict[str, tuple[str, str]] | None = None) -> RunConfig:
     """YAML (if --config) overridden by every flag that was given."""
-    cfg = load_config(args.config) if getattr(args, "config", None) else RunConfig()
+    cfg = read_config_file(args.config) if getattr(args, "config", None) else RunConfig()
     for flag, (section, name) in {**FLAG_MAP, **(extra or {})}.items():
         value: Any = getattr(args, flag, None)
         if value is not None:

@@ -7,8 +7,10 @@ leaves any previous file at the target untouched and no temporary file behind.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +28,7 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "ensure_out_dir",
+    "remove_stale_temps",
 ]
 
 
@@ -59,6 +62,23 @@ def ensure_out_dir(path: str | os.PathLike[str]) -> Path:
 def _temp_name(target: Path) -> Path:
     # keep the target's suffix last, for writers that look at it (mrcfile, PIL)
     return target.with_name(f".{target.stem}.{secrets.token_hex(4)}.tmp{target.suffix}")
+
+
+def remove_stale_temps(folder: str | os.PathLike[str], names: list[str]) -> list[Path]:
+    """Remove the temporary files a killed writer of ``folder/name`` left behind; return them.
+
+    Only for a folder no other process writes to (e.g. a run being resumed). Readers
+    never see these files anyway: they are hidden and never replace the target.
+    """
+    removed = []
+    for name in names:
+        target = Path(folder) / name
+        pattern = re.compile(rf"\.{re.escape(target.stem)}\.[0-9a-f]{{8}}\.tmp{re.escape(target.suffix)}")
+        for f in target.parent.glob(f".{glob.escape(target.stem)}.*.tmp{glob.escape(target.suffix)}"):
+            if pattern.fullmatch(f.name) and f.is_file():
+                _remove_quietly(f)
+                removed.append(f)
+    return removed
 
 
 def _prepare_target(path: str | os.PathLike[str]) -> Path:

@@ -226,11 +226,15 @@ def read_micrograph(path: str | os.PathLike[str], allow_constant: bool = False) 
 
 
 def _is_micrograph_file(p: Path) -> bool:
-    return p.is_file() and p.suffix.lower() in SUFFIXES
+    # hidden files are skipped: ".<name>.<hex>.tmp.mrc" is what an interrupted atomic write leaves behind
+    return p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUFFIXES
 
 
 def find_micrographs(specs: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """Expand files, directories (non-recursive) and glob patterns into a sorted list of micrographs.
+
+    Hidden files (name starting with ".") in directories and patterns are skipped, so the
+    temporary file of an interrupted write is never taken for a micrograph.
 
     Raises :class:`InputError` when a spec matches nothing, when two files share a stem
     (labels are keyed by stem), or when the result is empty.

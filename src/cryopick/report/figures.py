@@ -233,8 +233,10 @@ def training_curves_figure(history, title: str | None = None) -> Figure:
             best_x, best_y = _series(records, "f1")
             i = int(np.argmax(best_y))
             ax_val.axvline(best_x[i], color="0.6", linestyle=":", linewidth=1)
+            right = best_x[i] > (best_x.min() + best_x.max()) / 2
             ax_val.annotate(f"best F1 {best_y[i]:.3f}\nepoch {best_x[i]:g}", (best_x[i], best_y[i]),
-                            textcoords="offset points", xytext=(6, -28), fontsize=8, color="0.25")
+                            textcoords="offset points", xytext=(-6 if right else 6, 8), fontsize=8, color="0.25",
+                            ha="right" if right else "left", va="bottom")
             ax_val.set_ylim(-0.02, 1.02)
             ax_val.legend(fontsize=8, loc="lower right", ncols=2)
         else:
@@ -266,6 +268,7 @@ def training_curves_figure(history, title: str | None = None) -> Figure:
         if handles:
             axes[0].legend(handles=handles, fontsize=8, loc="upper right")
     for ax in axes:
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("epoch", fontsize=9)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
@@ -385,8 +388,8 @@ def picks_figure(image, picks_xy, truth_xy=None, radius: float | None = None, sc
     radius = float(radius)
     h, w = img.shape
     aspect = w / h
-    fig_w = 8.0 if aspect >= 1 else max(4.0, 8.0 * aspect)
-    fig = Figure(figsize=(fig_w, min(8.0, fig_w / aspect) + 0.6), layout="constrained")
+    fig_w = 7.0 if aspect >= 1 else max(3.5, 7.0 * aspect)
+    fig = Figure(figsize=(fig_w, min(7.0, fig_w / aspect) + 0.5), layout="constrained")
     ax = fig.subplots()
     _show_micrograph(ax, img)
     lw = 1.0 if max(h, w) / radius > 60 else 1.5
@@ -613,10 +616,25 @@ def plot_selftrain(summary: Mapping, path: str | os.PathLike[str], title: str | 
 
 def pick_counts_figure(per_micrograph: Mapping[str, Any], title: str | None = None) -> Figure:
     """Histogram of the number of picks per micrograph."""
+    names = [str(k) for k, v in per_micrograph.items() if math.isfinite(_num(v))]
     counts = np.array([_num(v) for v in per_micrograph.values()], dtype=float)
     counts = counts[np.isfinite(counts)]
     fig = Figure(figsize=(6, 3.2), layout="constrained")
     ax = fig.subplots()
+    if 0 < counts.size <= 40:  # few micrographs: one bar each
+        ax.bar(np.arange(counts.size), counts, color="#1f77b4")
+        ax.axhline(float(np.median(counts)), color="#d62728", linestyle="--", linewidth=1,
+                   label=f"median {np.median(counts):g}")
+        ax.set_xticks(np.arange(counts.size))
+        ax.set_xticklabels(names, rotation=60 if counts.size > 6 else 0, ha="right" if counts.size > 6 else "center",
+                           fontsize=7)
+        ax.legend(fontsize=8, loc="lower right")
+        ax.set_ylabel("picks", fontsize=9)
+        ax.yaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3, axis="y")
+        ax.tick_params(labelsize=8)
+        ax.set_title(title or "picks per micrograph", fontsize=10)
+        return fig
     if counts.size:
         bins = min(40, max(5, int(np.sqrt(counts.size)) * 2))
         ax.hist(counts, bins=bins, color="#1f77b4", edgecolor="white")

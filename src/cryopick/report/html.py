@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as _dt
+import functools
 import html
 import io
 import json
@@ -155,6 +156,12 @@ def _pct(v: Any) -> str:
     return f"{x:.2f}" if math.isfinite(x) else "—"
 
 
+def _pct100(v: Any) -> str:
+    """A fraction as a percentage with two decimals (the seeds' tables)."""
+    x = _num(v)
+    return f"{100 * x:.2f}%" if math.isfinite(x) else "—"
+
+
 def _kv_table(rows: Sequence[tuple[str, Any]], cls: str = "kv") -> str:
     body = "".join(f"<tr><th>{_e(k)}</th><td>{v if isinstance(v, _Raw) else _e(_fmt(v))}</td></tr>"
                    for k, v in rows)
@@ -264,10 +271,12 @@ def run_kinds(d: str | os.PathLike[str]) -> list[str]:
         kinds.append("comparison")
     if (d / "training_summary.json").is_file():
         kinds.append("selftrain")
-    if mkind == "training" or (mkind is None and ((d / "train_summary.json").is_file() or (
-            (d / "config.yaml").is_file() and "selftrain" not in kinds))):
+    pick = (d / "pick_summary.json").is_file()
+    if mkind == "training" or (mkind is None and (d / "train_summary.json").is_file()):
         kinds.append("training")
-    if (d / "pick_summary.json").is_file():
+    elif (d / "config.yaml").is_file() and not kinds and not pick and mkind is None:
+        kinds.append("training")  # started, no epoch finished yet
+    if pick:
         kinds.append("pick")
     if mkind == "evaluation":
         kinds.append("evaluation")
@@ -297,30 +306,43 @@ def find_runs(d: str | os.PathLike[str], depth: int = MAX_DEPTH) -> list[Path]:
 # --------------------------------------------------------------------------- training
 
 
-def _config_tables(cfg: Mapping) -> str:
+KEY_SETTINGS = [("model", "arch"), ("model", "base_features"), ("train", "epochs"), ("train", "batch_size"),
+                ("train", "patch_size"), ("train", "lr"), ("train", "scheduler"), ("train", "loss"),
+                ("train", "augment"), ("train", "balanced_sampling"), ("train", "seed"), ("train", "device"),
+                ("data", "radius"), ("data", "downsample"), ("data", "normalize")]
+
+
+def _config_tables(cfg: Mapping, sections: Sequence[str] | None = None, key_settings=KEY_SETTINGS) -> str:
+    """Version and command, the key settings as one table, every section in a collapsed block."""
     top = [(k, v) for k, v in cfg.items() if not isinstance(v, Mapping)]
-    parts = [_kv_table(top)] if top else []
+    key = [(f"{a}.{b}", cfg[a][b]) for a, b in key_settings
+           if isinstance(cfg.get(a), Mapping) and b in cfg[a]]
+    parts = [_kv_table(top + key)] if top or key else []
     blocks = []
     for name, sec in cfg.items():
-        if isinstance(sec, Mapping):
+        if isinstance(sec, Mapping) and (sections is None or name in sections):
             rows = _flatten(sec)
             blocks.append(f'<div class="cfg"><h4>{_e(name)}</h4>{_kv_table(rows) if rows else _note("(empty)")}</div>')
     if blocks:
-        parts.append(f'<div class="grid">{"".join(blocks)}</div>')
+        parts.append(f'<details><summary>All settings</summary><div class="grid">{"".join(blocks)}</div></details>')
     return "".join(parts)
 
 
 def _epoch_rows(history: list[dict], best_epoch: Any) -> tuple[list[dict], int]:
-    """The records shown in the metric table (every N epochs, plus first, best and last) and N."""
+    """The records shown in the metric table (every N epochs, plus first, best and last) and N.
+
+    N is a round multiple of the validation cadence chosen so that about 12 rows or fewer remain.
+    """
     validated = [r for r in history if math.isfinite(_num(r.get("f1")))]
     records = validated or history
     if len(records) <= 15:
         return records, 1
-    span = max(_num(r.get("epoch")) for r in records if math.isfinite(_num(r.get("epoch")))) if records else 1
-    step = 1
-    for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000):
-        step = s
-        if span / s <= 12:
+    epochs = [int(e) for e in (_num(r.get("epoch")) for r in records[:-1]) if math.isfinite(e) and e > 0]
+    cadence = functools.reduce(math.gcd, epochs) if epochs else 1
+    step = cadence
+    for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 10_000):
+        step = s * cadence
+        if sum(1 for e in epochs if e % step == 0) <= 12:
             break
     keep = []
     for i, r in enumerate(records):
@@ -386,8 +408,8 @@ def _training_sections(d: Path, p: str, ctx: _Context, title: str) -> Section:
         rows, step = _epoch_rows(history, best_epoch)
         validated = any(math.isfinite(_num(r.get("f1"))) for r in history)
         table = _table(["Epoch", "Train loss", "Precision", "Recall", "F1", "IoU", "AUC"],
-                       [[_fmt(r.get("epoch")), _metric(r.get("train_loss")), _metric(r.get("precision")),
-                         _metric(r.get("recall")), _metric(r.get("f1")), _metric(r.get("iou")), _metric(r.get("auc"))]
+                       [[_fmt(r.get("epoch")), _metric(r.get("train_loss")), _pct100(r.get("precision")),
+                         _pct100(r.get("recall")), _pct100(r.get("f1")), _pct100(r.get("iou")), _pct100(r.get("auc"))]
                         for r in rows],
                        bold=[validated and r.get("epoch") == best_epoch for r in rows])
         what = "validated epochs" if validated else "epochs (no validation recorded)"
@@ -416,10 +438,17 @@ def _training_sections(d: Path, p: str, ctx: _Context, title: str) -> Section:
             rows.append(("training time (s)", round(sum(secs), 1)))
     final = (summary or {}).get("final") if summary else (history[-1] if history else None)
     if isinstance(final, Mapping):
-        rows += [(f"final {k}", v) for k, v in final.items() if k != "epoch"] + [("final epoch", final.get("epoch"))]
+        rows.append((f"last epoch ({_fmt(final.get('epoch'))})", _metric_line(final)))
     if rows:
         sec.children.append(Section(ctx.new_id(f"{p}training-summary"), "Summary", _kv_table(rows)))
     return sec
+
+
+def _metric_line(m: Mapping) -> str:
+    """'loss 0.2856 · P 0.7368 · R 0.6383 · F1 0.6840 · IoU 0.5197 · AUC 0.8569' for the keys present."""
+    names = [("train_loss", "loss"), ("precision", "P"), ("recall", "R"), ("f1", "F1"), ("iou", "IoU"),
+             ("auc", "AUC"), ("ap", "AP")]
+    return " · ".join(f"{label} {_metric(m.get(k))}" for k, label in names if k in m)
 
 
 def _sources(paths: Sequence[Path], ctx: _Context) -> str:
@@ -480,7 +509,9 @@ def _selftrain_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
     sec.children.append(Section(ctx.new_id(f"{p}selftrain-warnings"), f"Warnings ({len(warns)})", body))
     final_rows: list[tuple[str, Any]] = [("calibrated pick threshold", s.get("pick_threshold"))]
     if isinstance(s.get("final"), Mapping):
-        final_rows += [(f"final {k}", v) for k, v in s["final"].items()]
+        final_rows.append(("final validation (pixels)", _metric_line(s["final"])))
+    if base is not None:
+        final_rows.append(("supervised baseline (pixels)", _metric_line(base)))
     sec.children.append(Section(ctx.new_id(f"{p}selftrain-final"), "Result", _kv_table(final_rows)))
     return sec
 
@@ -504,7 +535,17 @@ def _pick_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
         if counts:
             rows.append(("picks per micrograph (min / median / max)",
                          f"{counts[0]:g} / {counts[len(counts) // 2]:g} / {counts[-1]:g}"))
-    parts = [_sources([path], ctx), _kv_table(rows)]
+    srcs = [path] + [x for x in (d / "config.yaml",) if x.is_file()]
+    parts = [_sources(srcs, ctx), _kv_table(rows)]
+    if (d / "config.yaml").is_file():
+        try:
+            cfg = _read_yaml(d / "config.yaml")
+            if isinstance(cfg, Mapping):
+                top = [(k, v) for k, v in cfg.items() if not isinstance(v, Mapping)]
+                pick_cfg = cfg.get("pick") if isinstance(cfg.get("pick"), Mapping) else {}
+                parts.append("<h4>Configuration</h4>" + _kv_table(top + [(f"pick.{k}", v) for k, v in _flatten(pick_cfg)]))
+        except ValueError as exc:
+            parts.append(_note(str(exc), "warn"))
     outputs = [str(o) for o in (s.get("outputs") or [])]
     if outputs:
         items = []
@@ -519,7 +560,8 @@ def _pick_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
         body = _fig(figures.pick_counts_figure(per), "picks per micrograph") if len(per) > 1 else ""
         names = sorted(per, key=_natural_key)
         shown = names[:MAX_TABLE_ROWS]
-        body += _table(["Micrograph", "Picks"], [[n, per[n]] for n in shown])
+        table = _table(["Micrograph", "Picks"], [[n, per[n]] for n in shown])
+        body += f"<details><summary>Table</summary>{table}</details>" if 1 < len(per) <= 40 else table
         if len(names) > len(shown):
             body += _note(f"… and {len(names) - len(shown)} more micrographs (see pick_summary.json).")
         sec.children.append(Section(ctx.new_id(f"{p}pick-micrographs"), "Picks per micrograph", body))
@@ -641,7 +683,7 @@ def markdown_to_html(text: str) -> str:
             rows = [_md_cells(b) for b in block]
             header = rows[0]
             body = rows[1:]
-            if body and all(re.fullmatch(r":?-{2,}:?", c.replace(" ", "")) for c in body[0] if c):
+            if body and all(re.fullmatch(r":?-+:?", c.replace(" ", "")) for c in body[0] if c):
                 body = body[1:]
             thead = "".join(f"<th>{_md_inline(c)}</th>" for c in header)
             tbody = "".join("<tr>" + "".join(f"<td>{_md_inline(c)}</td>" for c in r) + "</tr>" for r in body)
