@@ -45,7 +45,9 @@ def main(argv=None):
     ap.add_argument("--base-features", type=int, default=8)
     ap.add_argument("--patches-per-epoch", type=int, default=64)
     ap.add_argument("--dynamic", action=argparse.BooleanOptionalAction, default=True)
-    ap.add_argument("--balanced", action=argparse.BooleanOptionalAction, default=False)
+    ap.add_argument("--balanced", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--pu", action=argparse.BooleanOptionalAction, default=True,
+                    help="positive-unlabelled loss in the supervised phase (needs the expected particle count)")
     ap.add_argument("--seed", type=int, default=42)
     a = ap.parse_args(argv)
     if a.quick:
@@ -58,7 +60,8 @@ def main(argv=None):
     cfg = RunConfig()
     cfg.data = dataclasses.replace(cfg.data, images=[str(paths.train_mics)], labels=str(paths.train_labels),
                                    val_images=[str(paths.val_mics)], val_labels=str(paths.val_labels),
-                                   radius=paths.radius)
+                                   radius=paths.radius,
+                                   particles_per_micrograph=paths.particles_per_micrograph if a.pu else None)
     cfg.model.base_features = a.base_features
     cfg.train = dataclasses.replace(cfg.train, epochs=a.epochs, patch_size=96, patches_per_epoch=a.patches_per_epoch,
                                     seed=a.seed, balanced_sampling=a.balanced, device="cpu")

@@ -287,7 +287,7 @@ def test_duplicate_coordinates_warn_and_training_proceeds(sim, capsys, tmp_path)
     capsys.readouterr()
     assert main(train_argv(sim / "micrographs", tmp_path / "dup.star", tmp_path / "out")) == 0
     out, err = capsys.readouterr()
-    warning = [line for line in (out + err).splitlines() if "duplicate" in line]
+    warning = [line for line in (out + err).splitlines() if "duplicate particles" in line]
     assert len(warning) == 1 and warning[0].startswith("warning:") and "sim_0000" in warning[0], out + err
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())[0]["epoch"] == 1
 
@@ -485,39 +485,56 @@ def check_run_folder(out: Path) -> None:
             assert isinstance(yaml.safe_load(p.read_text()), dict)
 
 
-def test_sigkill_mid_run_leaves_only_complete_files(sim, tmp_path):
-    out = tmp_path / "run"
-    argv = [sys.executable, "-m", "cryopick.cli", *train_argv(sim / "micrographs", sim / "labels.star", out)]
-    argv[argv.index("--epochs") + 1] = "6"
-    argv[argv.index("--patches-per-epoch") + 1] = "8"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+def n_epochs(out: Path) -> int:
+    f = out / "metrics.json"
+    return len(json.loads(f.read_text())) if f.exists() else 0
+
+
+def run_and_kill(argv: list[str], env: dict, out: Path, writing: str) -> bool:
+    """Start ``argv`` and SIGKILL it while ``out/writing`` is being replaced (its temporary file
+    exists and so does the earlier version), or failing that once two more epochs are saved.
+    Returns whether the kill caught the write in flight."""
+    stem = Path(writing).stem
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    caught_mid_write = False
+    done_before, caught = n_epochs(out), False
     deadline = time.monotonic() + 120
     try:
         while proc.poll() is None and time.monotonic() < deadline:
             if out.is_dir():
-                # best: kill while a checkpoint is being written; else soon after epoch 2 is saved
-                if temp_files(out) and (out / "model.pt").exists():
-                    caught_mid_write = True
+                names = os.listdir(out)
+                if writing in names and any(n.startswith(f".{stem}.") and ".tmp" in n for n in names):
+                    caught = True
                     break
-                if len(json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else []) >= 2:
+                if n_epochs(out) >= done_before + 2:
                     break
-            time.sleep(0.001)
-        assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.0005)
+        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()}"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    check_run_folder(out)
-    assert load_checkpoint(out / "model.pt")["epoch"] < 6
+    return caught
 
+
+def test_sigkill_mid_run_leaves_only_complete_files(sim, tmp_path):
+    """Kill a training run twice (best while model.pt, then metrics.json, is being replaced):
+    every file in OUT is complete after each kill, and --resume finishes the run."""
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "cryopick.cli", *train_argv(sim / "micrographs", sim / "labels.star", out)]
+    argv[argv.index("--epochs") + 1] = "6"
+    argv[argv.index("--patches-per-epoch") + 1] = "8"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    for i, writing in enumerate(["model.pt", "metrics.json"]):
+        caught = run_and_kill(argv + (["--resume"] if i else []), env, out, writing)
+        if os.environ.get("CRYOPICK_PRINT_ERRORS"):
+            print(f"killed {'while writing ' + writing if caught else 'between writes'}: {sorted(os.listdir(out))}")
+        check_run_folder(out)
+        assert load_checkpoint(out / "model.pt")["epoch"] < 6
     resumed = subprocess.run([*argv, "--resume"], env=env, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     check_run_folder(out)
     assert [r["epoch"] for r in json.loads((out / "metrics.json").read_text())] == [1, 2, 3, 4, 5, 6]
     assert load_checkpoint(out / "model.pt")["epoch"] == 6
-    assert not [p for p in temp_files(out) if not p.name.startswith(".cryopick-write-test")], \
-        "a resumed run removes what the killed one left"
+    assert not temp_files(out), "the resumed run removes what the killed ones left"

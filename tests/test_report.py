@@ -16,7 +16,14 @@ from cryopick import cli
 from cryopick.errors import InputError
 from cryopick.metrics import evaluate_picks
 from cryopick.report import figures as F
-from cryopick.report.html import build_report, find_runs, markdown_to_html, render_report, run_kinds
+from cryopick.report.html import (
+    build_report,
+    find_runs,
+    markdown_to_html,
+    render_report,
+    run_kinds,
+    write_report,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,15 +117,30 @@ def make_evaluation(d: Path) -> Path:
     return d
 
 
-def make_comparison(d: Path) -> Path:
+def make_comparison(d: Path, md: bool = True, real_format: bool = True) -> Path:
+    """A comparison dir: the format cryopick.compare writes (``metrics``, per-checkpoint particle
+    metrics, differences per metric and variant), or the simpler one of the report's brief."""
     d.mkdir(parents=True, exist_ok=True)
-    variants = {name: {"final": pixel(f), "best": pixel(f + 0.01), "best_epoch": 4, "parameters": 1000,
-                       "seconds_per_epoch": 1.5, "inference_seconds": 0.2,
-                       "particle": {"f1": f, "ap": f} if name == "unet" else None, "history": history(4, 1)}
-                for name, f in (("unet", 0.7), ("attention-unet", 0.72))}
-    write_json(d / "comparison.json", {"field": "model.arch", "variants": variants,
-                                       "differences": {"best_f1": 0.02}, "seeds": [1, 2]})
-    (d / "comparison.md").write_text("# Comparison\n\n| Variant | F1 |\n|---|---|\n| unet | **0.70** |\n\n- one\n- two\n")
+    variants = {}
+    for name, f in (("unet", 0.7), ("attention-unet", 0.72)):
+        v = {"final": pixel(f), "best": pixel(f + 0.01), "best_epoch": 4, "parameters": 1000,
+             "seconds_per_epoch": 1.5, "inference_seconds": 0.2, "history": history(4, 1)}
+        if real_format:
+            v["particle"] = {"best_checkpoint": {"best_f1": f, "ap": f}, "final_checkpoint": None}
+            v["metrics"] = {"best_f1": f + 0.01, "best_epoch": 4, "particle_best_f1": f, "particle_best_ap": f}
+            if name == "unet":
+                v["std"] = {"best_f1": 0.01}
+        else:
+            v["particle"] = {"f1": f, "ap": f} if name == "unet" else None
+        variants[name] = v
+    diffs = {"best_f1": {"attention-unet": 0.02}} if real_format else {"best_f1": 0.02}
+    write_json(d / "comparison.json", {"field": "model.arch", "variants": variants, "reference": "unet",
+                                       "differences": diffs, "seeds": [1, 2]})
+    if md:
+        F.plot_training_curves({n: v["history"] for n, v in variants.items()}, d / "training_curves.png")
+        (d / "comparison.md").write_text(
+            "# Comparison\n\n| Variant | F1 |\n|---|---|\n| unet | **0.70** |\n\n- one\n- two\n\n"
+            "![training curves](training_curves.png)\n\n![gone](missing.png)\n")
     return d
 
 
@@ -231,7 +253,7 @@ KIND_IDS = {
                   "supervised-training", "run-iteration-1", "iteration-1-training-curves"],
     "pick": ["pick", "pick-micrographs"],
     "evaluation": ["evaluation", "evaluation-pr", "evaluation-micrographs"],
-    "comparison": ["comparison", "comparison-table", "comparison-curves", "comparison-md"],
+    "comparison": ["comparison", "comparison-md"],
     "figures": ["figures"],
 }
 MAKERS = {"training": make_training, "selftrain": make_selftrain, "pick": make_pick,
@@ -253,12 +275,23 @@ def test_report_sections_per_run_kind(tmp_path, kind):
     assert check_links(page, out.parent) > 0
     assert "<script" not in page and "http://" not in page and "https://" not in page
     assert no_temp_files(d)
+    if kind == "evaluation":  # the PR curve is redrawn from the data; pr_curve.png is not repeated
+        assert page.count("data:image/png") == 1
+    if kind == "pick":
+        assert run_kinds(d) == ["pick"]  # its config.yaml does not make it a training run
+        assert "pick.threshold" in page
+        assert 'href="picks.star"' in page and "missing.box" in page and 'href="somewhere' not in page
+    if kind == "comparison":  # training_curves.png embedded once, inside the markdown
+        assert page.count("data:image/png") == 1 and "gone" in page and "<p><figure" not in page
+    if kind == "selftrain":
+        assert "&lt;0.1 -&gt; 0.2&gt;" in page  # warnings escaped
+        assert "<details><summary>Show details</summary>" in page  # iteration sub-runs collapsed
 
 
-def test_report_content_details(tmp_path):
+def test_metric_table_every_n_epochs(tmp_path):
     # 60 epochs validated every 2: rows every 10 epochs, plus the first, the best and the last
     d = make_training(tmp_path / "t", n=60)
-    page, sections = render_report(d)
+    page, _ = render_report(d)
     table = page.split('id="training-table"')[1].split("</table>")[0]
     best = json.loads((d / "train_summary.json").read_text())["best_epoch"]
     assert re.search(rf'<tr class="best"><td>{best}</td>', table)
@@ -267,41 +300,48 @@ def test_report_content_details(tmp_path):
     assert epochs == sorted({2, 10, 20, 30, 40, 50, 60, best}) and "every 10 epochs" in page
     assert "%" in table
 
-    e = make_evaluation(tmp_path / "e")
-    page = render_report(e)[0]
-    assert page.count("data:image/png") == 1  # the regenerated PR curve; pr_curve.png is not repeated
-
-    p = make_pick(tmp_path / "p")
-    assert run_kinds(p) == ["pick"]  # its config.yaml does not make it a training run
-    page = render_report(p)[0]
-    assert "pick.threshold" in page
-    assert 'href="picks.star"' in page and "missing.box" in page and 'href="somewhere' not in page
-
-    s = make_selftrain(tmp_path / "s")
-    page = render_report(s)[0]
-    assert "&lt;0.1 -&gt; 0.2&gt;" in page  # warnings escaped
-    assert "<details><summary>Show details</summary>" in page  # iteration sub-runs collapsed
-
 
 def test_report_demo_layout_with_sub_runs_and_out_elsewhere(tmp_path):
+    # the layout of `cryopick demo`: runs one and two folders down, figures/ at the top
     root = tmp_path / "demo"
-    make_training(root / "unet")
+    (root / "data" / "train").mkdir(parents=True)  # simulated data: no run
     make_selftrain(root / "selftrain")
-    make_pick(root / "pick")
-    make_evaluation(root / "eval")
+    make_pick(root / "picks_supervised")
+    make_evaluation(root / "picks_supervised" / "evaluation")
     make_comparison(root / "compare")
+    make_training(root / "compare" / "unet")
     make_figures(root)
-    assert root in find_runs(root) and root / "selftrain" / "supervised" in find_runs(root)
-    out = build_report(root, tmp_path / "elsewhere" / "demo.html")
+    runs = find_runs(root)
+    assert root in runs and root / "selftrain" / "supervised" in runs and root / "data" not in runs
+    out = write_report(root, tmp_path / "elsewhere" / "demo.html")
     page = out.read_text()
     ids = page_ids(page)
-    for sid in ["figures", "run-unet", "unet-training-curves", "run-selftrain", "selftrain-selftrain-table",
-                "run-selftrain-supervised", "selftrain-supervised-training", "run-pick", "pick-pick", "run-eval",
-                "eval-evaluation-pr", "run-compare", "compare-comparison-table"]:
+    for sid in ["figures", "run-selftrain", "selftrain-selftrain-table", "run-selftrain-supervised",
+                "selftrain-supervised-training", "run-picks-supervised", "picks-supervised-pick",
+                "run-picks-supervised-evaluation", "picks-supervised-evaluation-evaluation-pr", "run-compare",
+                "compare-comparison-md", "run-compare-unet", "compare-unet-training-curves"]:
         assert sid in ids, sid
     assert len(re.findall(r'\bid="', page)) == len(ids)  # ids are unique
     assert check_links(page, out.parent) > 0
     assert not (root / "report.html").exists()
+    # sub-runs in pipeline order: the supervised phase before the iterations
+    assert page.index('id="run-selftrain-supervised"') < page.index('id="run-selftrain-iteration-1"')
+
+
+@pytest.mark.parametrize("real_format", [True, False])
+def test_comparison_from_json_only(tmp_path, real_format):
+    d = make_comparison(tmp_path / "c", md=False, real_format=real_format)
+    make_training(d / "unet")  # a variant's run directory
+    page = render_report(d)[0]
+    ids = page_ids(page)
+    for sid in ["comparison", "comparison-table", "comparison-curves", "comparison-details", "run-unet"]:
+        assert sid in ids, sid
+    table = page.split('id="comparison-table"')[1].split("</table>")[0]
+    assert re.search(r'<tr class="best"><td>attention-unet</td>', table)
+    assert "0.7000" in table  # particle F1 of unet
+    assert ("0.7100 ± 0.01" in table) == real_format
+    assert "render-error" not in page
+    assert "<details><summary>Show details</summary>" in page  # variant runs collapsed
 
 
 def test_broken_file_is_reported_in_the_page(tmp_path):
@@ -315,9 +355,12 @@ def test_broken_file_is_reported_in_the_page(tmp_path):
 
 
 def test_markdown_subset():
-    out = markdown_to_html("## T\n\n| a | b |\n|---|:-:|\n| 1 | **2** |\n\n- x `y`\n\ntext <b>\n")
+    out = markdown_to_html("## T\n\n| a | b |\n|---|:-:|\n| 1 | **2** |\n\n- x `y`\n\ntext <b> *it*\n\n"
+                           "1. first\n2. [link](http://x.org) `**raw**`\n\n> quote\n")
     assert "<h4>T</h4>" in out and "<th>a</th>" in out and "<strong>2</strong>" in out
-    assert "<li>x <code>y</code></li>" in out and "text &lt;b&gt;" in out and "---" not in out
+    assert "<li>x <code>y</code></li>" in out and "text &lt;b&gt; <em>it</em>" in out and "---" not in out
+    assert "<ol><li>first</li><li>link <code>**raw**</code></li></ol>" in out and "http" not in out
+    assert "<blockquote>quote</blockquote>" in out
 
 
 def test_report_errors(tmp_path, capsys):

@@ -62,3 +62,13 @@ def test_normalize_methods(rng):
     assert z.mean() == pytest.approx(0, abs=1e-4)
     with pytest.raises(InputError):
         normalize(img, "minmax")
+
+
+def test_pu_prior_from_expected_count():
+    from cryopick.targets import pu_prior
+
+    m = np.zeros((100, 100), np.float32)
+    m[:10, :10] = 1  # 100 labelled px
+    # 10 particles of radius 5: 785.4 px expected, 685.4 of them unlabelled, over 9900 unlabelled px
+    assert pu_prior([m], 10, 5.0) == pytest.approx((10 * np.pi * 25 - 100) / 9900)
+    assert pu_prior([m], 0.1, 5.0) == pytest.approx(1e-3)  # never below a floor

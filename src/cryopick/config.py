@@ -30,6 +30,7 @@ class DataConfig:
     downsample: float | None = None  # None: auto, so that a particle spans ~24-32 px
     normalize: str = "robust"  # robust | zscore | none
     val_fraction: float = 0.2  # share of micrographs held out when no --val-images are given
+    particles_per_micrograph: float | None = None  # expected particles per micrograph (as Topaz's -n): enables PU learning
 
 
 @dataclass
@@ -48,13 +49,14 @@ class TrainConfig:
     t0: int = 10  # warm restarts: first period (epochs)
     t_mult: int = 2
     eta_min: float = 1e-6
-    loss: str = "combined"  # bce | focal | dice | combined
+    loss: str = "auto"  # auto | bce | focal | dice | combined | pu (auto: pu when an expected particle count is known)
+    pu_prior: float | None = None  # pu: share of unlabelled pixels that are particle; None: from particles_per_micrograph
     focal_weight: float = 0.7
     dice_weight: float = 0.3
     focal_alpha: float | None = 0.25
     focal_gamma: float = 2.0
     augment: bool = True
-    balanced_sampling: bool = False
+    balanced_sampling: bool = True
     positive_share: float = 0.5  # balanced sampling: share of patches that contain a particle
     patch_size: int | None = None  # None: 256 on CUDA, 128 on CPU
     patches_per_epoch: int | None = None  # None: enough to cover the training area once
@@ -80,6 +82,7 @@ class SelfTrainConfig:
     dynamic_end: tuple[float, float] = (0.90, 0.10)  # ... at the last
     protect_ring: float = 0.5  # around each labelled particle, radius*(1+ring) is never made negative
     init: str | None = None  # start from this checkpoint instead of a supervised phase
+    retrain_loss: str = "combined"  # loss on pseudo-labels (their zeros are reliable negatives, so not pu)
 
 
 @dataclass

@@ -67,7 +67,7 @@ def run_demo(out_dir: str | Path, s: DemoSettings, device: str = "auto", log: Ca
     cfg = RunConfig()
     cfg.data = dataclasses.replace(cfg.data, images=[str(paths.train_mics)], labels=str(paths.train_labels),
                                    val_images=[str(paths.val_mics)], val_labels=str(paths.val_labels),
-                                   radius=paths.radius)
+                                   radius=paths.radius, particles_per_micrograph=paths.particles_per_micrograph)
     cfg.model = dataclasses.replace(cfg.model, arch="unet", base_features=s.base_features)
     cfg.train = dataclasses.replace(cfg.train, epochs=s.epochs, patch_size=s.patch_size,
                                     patches_per_epoch=s.patches_per_epoch, seed=s.seed, device=device)

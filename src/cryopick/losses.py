@@ -61,44 +61,6 @@ def combined_loss(logits: torch.Tensor, target: torch.Tensor, focal_weight: floa
     return focal_weight * focal_loss(logits, target, alpha, gamma) + dice_weight * dice_loss(logits, target)
 
 
-class MaskedLoss(nn.Module):
-    """A loss function with fixed keyword options, as an nn.Module."""
-
-    def __init__(self, fn, **options):
-        super().__init__()
-        self.fn, self.options = fn, options
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if logits.shape != target.shape:
-            raise ValueError(f"logits {tuple(logits.shape)} and target {tuple(target.shape)} differ in shape")
-        return self.fn(logits, target, **self.options)
-
-    def extra_repr(self) -> str:
-        return f"{self.fn.__name__}, {self.options}"
-
-
-LOSSES = ("bce", "focal", "dice", "combined")
-
-
-def build_loss(name: str, focal_weight: float = 0.7, dice_weight: float = 0.3, alpha: float | None = 0.25,
-               gamma: float = 2.0) -> MaskedLoss:
-    if gamma < 0:
-        raise InputError(f"focal gamma must be >= 0, got {gamma}")
-    if alpha is not None and not 0 <= alpha <= 1:
-        raise InputError(f"focal alpha must be in [0, 1], got {alpha}")
-    if focal_weight < 0 or dice_weight < 0 or focal_weight + dice_weight == 0:
-        raise InputError(f"loss weights must be >= 0 and not both 0, got focal {focal_weight}, dice {dice_weight}")
-    if name == "bce":
-        return MaskedLoss(bce_loss)
-    if name == "focal":
-        return MaskedLoss(focal_loss, alpha=alpha, gamma=gamma)
-    if name == "dice":
-        return MaskedLoss(dice_loss)
-    if name == "combined":
-        return MaskedLoss(combined_loss, focal_weight=focal_weight, dice_weight=dice_weight, alpha=alpha, gamma=gamma)
-    raise InputError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
-
-
 def pu_loss(logits: torch.Tensor, target: torch.Tensor, prior: float) -> torch.Tensor:
     """Non-negative positive-unlabelled risk (Kiryo et al. 2017) with the logistic loss.
 
@@ -122,3 +84,52 @@ def pu_loss(logits: torch.Tensor, target: torch.Tensor, prior: float) -> torch.T
     if neg_risk.item() >= 0:
         return prior * r_p_pos + neg_risk
     return -neg_risk
+
+
+class MaskedLoss(nn.Module):
+    """A loss function with fixed keyword options, as an nn.Module."""
+
+    def __init__(self, fn, **options):
+        super().__init__()
+        self.fn, self.options = fn, options
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if logits.shape != target.shape:
+            raise ValueError(f"logits {tuple(logits.shape)} and target {tuple(target.shape)} differ in shape")
+        return self.fn(logits, target, **self.options)
+
+    def extra_repr(self) -> str:
+        return f"{self.fn.__name__}, {self.options}"
+
+
+LOSSES = ("bce", "focal", "dice", "combined", "pu")
+
+
+def build_loss(name: str, focal_weight: float = 0.7, dice_weight: float = 0.3, alpha: float | None = 0.25,
+               gamma: float = 2.0, prior: float | None = None) -> MaskedLoss:
+    if gamma < 0:
+        raise InputError(f"focal gamma must be >= 0, got {gamma}")
+    if alpha is not None and not 0 <= alpha <= 1:
+        raise InputError(f"focal alpha must be in [0, 1], got {alpha}")
+    if focal_weight < 0 or dice_weight < 0 or focal_weight + dice_weight == 0:
+        raise InputError(f"loss weights must be >= 0 and not both 0, got focal {focal_weight}, dice {dice_weight}")
+    if name == "bce":
+        return MaskedLoss(bce_loss)
+    if name == "focal":
+        return MaskedLoss(focal_loss, alpha=alpha, gamma=gamma)
+    if name == "dice":
+        return MaskedLoss(dice_loss)
+    if name == "combined":
+        return MaskedLoss(combined_loss, focal_weight=focal_weight, dice_weight=dice_weight, alpha=alpha, gamma=gamma)
+    if name == "pu":
+        if prior is None or not 0 < prior < 1:
+            raise InputError(f"the pu loss needs a class prior in (0, 1), got {prior}; give --particles-per-micrograph "
+                             "(expected particles per micrograph) or --pu-prior")
+        return MaskedLoss(pu_loss, prior=prior)
+    raise InputError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+
+
+def loss_from_config(cfg) -> MaskedLoss:
+    """The loss a TrainConfig asks for (``auto`` must have been resolved before)."""
+    return build_loss(cfg.loss, cfg.focal_weight, cfg.dice_weight, cfg.focal_alpha, cfg.focal_gamma, cfg.pu_prior)
+

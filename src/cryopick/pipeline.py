@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Callable
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import RunConfig, run_record, save_run_config
+from .config import DataConfig, RunConfig, TrainConfig, run_record, save_run_config
 from .data import LoadedData, Preprocessing, Sample, check_pixel_sizes, load_samples, split_train_val
 from .errors import CheckpointError, InputError
 from .io.atomic import atomic_write_json, ensure_out_dir, remove_stale_temps
 from .models import UNetFamily
 from .picking import Picker, calibrate_threshold
+from .targets import pu_prior
 from .train import FitResult, fit, resolve_device, resolve_model_config, resolve_train_config
 
 
@@ -64,7 +65,23 @@ def resolve(cfg: RunConfig, data: RunData) -> RunConfig:
     resolved.model = resolve_model_config(cfg.model, device)
     resolved.train = resolve_train_config(cfg.train, device, data.train)
     resolved.data = dataclasses.replace(cfg.data, radius=data.prep.radius, downsample=data.prep.downsample)
+    resolved.train = resolve_loss(resolved.train, resolved.data, data)
     return resolved
+
+
+def resolve_loss(train: TrainConfig, d: DataConfig, data: RunData) -> TrainConfig:
+    """``auto`` becomes ``pu`` when the expected particle count (or the prior) is known, else ``combined``;
+    the PU prior is estimated from the expected count and the labelled area."""
+    loss, prior = train.loss, train.pu_prior
+    if loss == "auto":
+        loss = "pu" if (prior is not None or d.particles_per_micrograph) else "combined"
+    if loss == "pu" and prior is None:
+        if not d.particles_per_micrograph:
+            raise InputError("--loss pu needs --particles-per-micrograph (expected particles per micrograph, "
+                             "as Topaz's -n) or --pu-prior")
+        masks = [s.mask for s in data.train if s.mask is not None]
+        prior = pu_prior(masks, d.particles_per_micrograph, data.prep.mask_radius)
+    return dataclasses.replace(train, loss=loss, pu_prior=prior)
 
 
 def store_threshold(paths: list[Path], val: list[Sample], cfg: RunConfig, log: Callable[[str], None] = print) -> float | None:

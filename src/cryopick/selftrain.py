@@ -160,7 +160,7 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
                          cfg.train.tile_size, amp=amp)
         log(f"  pseudo-positive {stats['pseudo_positive']:.2f}%  reliable-negative {stats['reliable_negative']:.2f}%  "
             f"ignored {stats['ignored']:.2f}%  agreement with labels {stats['label_agreement']:.3f}")
-        train_cfg = dataclasses.replace(cfg.train, seed=cfg.train.seed + k)
+        train_cfg = dataclasses.replace(cfg.train, seed=cfg.train.seed + k, loss=st.retrain_loss)
         result = fit(train, val, prep, cfg.model, train_cfg, out / f"iteration_{k}", model=model,
                      epochs=st.retrain_epochs, run_config=record, log=lambda m: log("  " + m))
         model = result.model

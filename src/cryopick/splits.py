@@ -28,6 +28,7 @@ class SplitPaths:
     test_mics: Path
     test_labels: Path
     radius: float
+    particles_per_micrograph: float  # mean over training micrographs: what a user would estimate (Topaz's -n)
 
 
 def simulated_splits(out_dir: str | Path, cfg: SimulationConfig, n_train: int, n_val: int, n_test: int) -> SplitPaths:
@@ -47,4 +48,5 @@ def simulated_splits(out_dir: str | Path, cfg: SimulationConfig, n_train: int, n
                                                  "particles": {k: int(sum(len(s.coords) for s in v)) for k, v in parts.items()},
                                                  "labelled": int(sum(len(s.labelled) for s in parts["train"]))})
     return SplitPaths(out, out / "train", out / "train_labels.star", out / "train_truth.star", out / "val",
-                      out / "val_truth.star", out / "test", out / "test_truth.star", cfg.diameter / 2)
+                      out / "val_truth.star", out / "test", out / "test_truth.star", cfg.diameter / 2,
+                      float(round(sum(len(s.coords) for s in parts["train"]) / max(1, n_train))))

@@ -42,3 +42,16 @@ def particle_mask(shape: tuple[int, int], xy: np.ndarray, radius: float, ignore_
     if ignore_ring > 0:
         disk_mask(shape, xy, radius * (1 + ignore_ring), IGNORE, out=mask)
     return disk_mask(shape, xy, radius, 1.0, out=mask)
+
+
+def pu_prior(masks: list[np.ndarray], particles_per_micrograph: float, radius: float) -> float:
+    """Share of *unlabelled* pixels that belong to particles, for the PU loss.
+
+    Expected particle area (``particles_per_micrograph`` disks of ``radius``) minus the
+    labelled area, over the unlabelled area; pooled over ``masks`` (1 = labelled).
+    """
+    area = sum(m.size for m in masks)
+    labelled = sum(float((m >= 0.5).sum()) for m in masks)
+    expected = len(masks) * particles_per_micrograph * np.pi * radius**2
+    prior = (expected - labelled) / max(area - labelled, 1.0)
+    return float(np.clip(prior, 1e-3, 0.5))

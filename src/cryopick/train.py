@@ -53,7 +53,7 @@ from .data import PatchDataset, Preprocessing, Sample
 from .errors import InputError
 from .inference import amp_dtype, autocast_context, predict_probability, resolve_amp
 from .io.atomic import atomic_write_json, ensure_out_dir
-from .losses import build_loss
+from .losses import loss_from_config
 from .metrics import PixelAccumulator, PixelMetrics
 from .models import UNetFamily, build_model, count_parameters
 
@@ -242,7 +242,7 @@ def fit(train: list[Sample], val: list[Sample], prep: Preprocessing, model_cfg: 
     loader = DataLoader(ddist.EpochDataset(dataset), batch_size=sampler.local, sampler=sampler,
                         num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
                         persistent_workers=cfg.num_workers > 0)
-    loss_fn = build_loss(cfg.loss, cfg.focal_weight, cfg.dice_weight, cfg.focal_alpha, cfg.focal_gamma)
+    loss_fn = loss_from_config(cfg)
     opt = make_optimizer(net, cfg)
     sched = make_scheduler(opt, cfg, epochs)
     scaler = make_grad_scaler(device, amp)

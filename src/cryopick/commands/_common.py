@@ -34,6 +34,9 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g.add_argument("--normalize", choices=["robust", "zscore", "none"])
     g.add_argument("--mask-radius-scale", type=float, help="target disk radius as a fraction of the particle radius (default 1)")
     g.add_argument("--val-fraction", type=float)
+    g.add_argument("--particles-per-micrograph", type=float,
+                   help="expected particles per micrograph (as Topaz's -n); turns on positive-unlabelled learning "
+                        "for sparse labels")
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -50,7 +53,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--t0", type=int, help="warm restarts: first period in epochs (default 10)")
     g.add_argument("--t-mult", type=int)
     g.add_argument("--eta-min", type=float)
-    g.add_argument("--loss", choices=["bce", "focal", "dice", "combined"])
+    g.add_argument("--loss", choices=["auto", "bce", "focal", "dice", "combined", "pu"],
+                   help="auto (default): pu (positive-unlabelled) when --particles-per-micrograph is given, else combined")
+    g.add_argument("--pu-prior", type=float, help="pu loss: share of unlabelled pixels that are particle (default: estimated)")
     g.add_argument("--focal-weight", type=float)
     g.add_argument("--dice-weight", type=float)
     g.add_argument("--augment", action=BOOL, default=None, help="CryoEM augmentation (default on)")
@@ -71,11 +76,12 @@ FLAG_MAP = {
     "val_labels": ("data", "val_labels"), "label_format": ("data", "label_format"), "radius": ("data", "radius"),
     "downsample": ("data", "downsample"), "normalize": ("data", "normalize"),
     "mask_radius_scale": ("data", "mask_radius_scale"), "val_fraction": ("data", "val_fraction"),
+    "particles_per_micrograph": ("data", "particles_per_micrograph"),
     "arch": ("model", "arch"), "base_features": ("model", "base_features"),
     "seed": ("train", "seed"), "device": ("train", "device"),
     **{k: ("train", k) for k in ["patch_size", "patches_per_epoch", "epochs", "batch_size", "lr", "weight_decay",
                                  "scheduler", "t0", "t_mult", "eta_min", "loss", "focal_weight", "dice_weight",
-                                 "augment", "balanced_sampling", "positive_share", "eval_every", "num_workers",
+                                 "augment", "balanced_sampling", "positive_share", "eval_every", "num_workers", "pu_prior",
                                  "amp", "channels_last", "compile", "resume"]},
     **{k: ("selftrain", k) for k in ["iterations", "retrain_epochs", "positive_threshold", "negative_threshold",
                                      "dynamic_thresholds", "init"]},

@@ -229,20 +229,19 @@ def training_curves_figure(history, title: str | None = None) -> Figure:
                 any_val = True
                 ax_val.plot(x, y, marker="o" if x.size < 30 else None, markersize=3,
                             color=METRIC_COLOURS[key], label={"f1": "F1", "iou": "IoU", "auc": "AUC"}.get(key, key))
+        val_title = "validation (pixel metrics)"
         if any_val:
             best_x, best_y = _series(records, "f1")
-            i = int(np.argmax(best_y))
-            ax_val.axvline(best_x[i], color="0.6", linestyle=":", linewidth=1)
-            right = best_x[i] > (best_x.min() + best_x.max()) / 2
-            ax_val.annotate(f"best F1 {best_y[i]:.3f}\nepoch {best_x[i]:g}", (best_x[i], best_y[i]),
-                            textcoords="offset points", xytext=(-6 if right else 6, 8), fontsize=8, color="0.25",
-                            ha="right" if right else "left", va="bottom")
+            if best_x.size:
+                i = int(np.argmax(best_y))
+                ax_val.axvline(best_x[i], color="0.6", linestyle=":", linewidth=1)
+                val_title += f": best F1 {best_y[i]:.3f} at epoch {best_x[i]:g}"
             ax_val.set_ylim(-0.02, 1.02)
-            ax_val.legend(fontsize=8, loc="lower right", ncols=2)
+            ax_val.legend(fontsize=8, loc="best", ncols=2)
         else:
             _no_data(ax_val, "no validation recorded")
         ax_loss.set_title("training loss", fontsize=10)
-        ax_val.set_title("validation (pixel metrics)", fontsize=10)
+        ax_val.set_title(val_title, fontsize=10)
         axes = [ax_loss, ax_val]
     else:
         fig = Figure(figsize=(10, 6.4), layout="constrained")

@@ -49,7 +49,7 @@ from cryopick.io.atomic import atomic_write_text
 
 from . import figures
 
-__all__ = ["Section", "build_report", "render_report", "find_runs", "run_kinds"]
+__all__ = ["Section", "build_report", "write_report", "render_report", "find_runs", "run_kinds", "markdown_to_html"]
 
 MAX_DEPTH = 2  # sub-runs are looked for this many folders down
 MAX_TABLE_ROWS = 200
@@ -290,7 +290,8 @@ def _subdirs(d: Path) -> list[Path]:
         subs = [p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in SKIP_DIRS]
     except OSError:
         return []
-    return sorted(subs, key=lambda p: _natural_key(p.name))
+    # self-training's supervised phase before its iterations; otherwise natural name order
+    return sorted(subs, key=lambda p: (p.name != "supervised", _natural_key(p.name)))
 
 
 def find_runs(d: str | os.PathLike[str], depth: int = MAX_DEPTH) -> list[Path]:
@@ -625,12 +626,32 @@ def _evaluation_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
 # --------------------------------------------------------------------------- comparison
 
 
-_INLINE = [(re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
-           (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
+_INLINE = [(re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
+           (re.compile(r"(?<![\w*])\*([^*\s][^*]*)\*(?![\w*])"), r"<em>\1</em>"),
            (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1")]
+_CODE = re.compile(r"`([^`]+)`")
+_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
 
 
-def _md_inline(text: str) -> str:
+def _md_inline(text: str, image: Callable[[str, str], str] | None = None) -> str:
+    """Inline Markdown: `code`, **bold**, *italic*, links (text only), images via ``image(alt, src)``."""
+    parts = _CODE.split(text)  # odd indices: code spans, left verbatim
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append(f"<code>{_e(part)}</code>")
+            continue
+        pieces, last = [], 0
+        for m in _IMAGE.finditer(part):
+            pieces.append(_md_text(part[last:m.start()]))
+            pieces.append(image(m.group(1), m.group(2)) if image else _e(m.group(1)))
+            last = m.end()
+        pieces.append(_md_text(part[last:]))
+        out.append("".join(pieces))
+    return "".join(out)
+
+
+def _md_text(text: str) -> str:
     out = _e(text)
     for pat, rep in _INLINE:
         out = pat.sub(rep, out)
@@ -646,15 +667,22 @@ def _md_cells(line: str) -> list[str]:
     return [c.strip() for c in line.split("|")]
 
 
-def markdown_to_html(text: str) -> str:
-    """A small Markdown subset: headings, pipe tables, lists, fenced code, paragraphs, `code`, **bold**."""
+def markdown_to_html(text: str, image: Callable[[str, str], str] | None = None) -> str:
+    """A small Markdown subset: headings, pipe tables, lists, block quotes, fenced code, paragraphs,
+    `code`, **bold**, *italic*; links keep their text only; ``image(alt, src)`` renders images
+    (default: the alt text)."""
     out: list[str] = []
     lines = text.splitlines()
     i, para = 0, []
 
+    def inline(t: str) -> str:
+        return _md_inline(t, image)
+
     def flush():
         if para:
-            out.append(f"<p>{_md_inline(' '.join(para))}</p>")
+            joined = " ".join(para)
+            # a paragraph that is only an image becomes a figure (no <figure> inside <p>)
+            out.append(inline(joined) if _IMAGE.fullmatch(joined) else f"<p>{inline(joined)}</p>")
             para.clear()
 
     while i < len(lines):
@@ -673,7 +701,7 @@ def markdown_to_html(text: str) -> str:
         elif m := re.match(r"(#{1,6})\s+(.*)", s):
             flush()
             level = min(6, len(m.group(1)) + 2)
-            out.append(f"<h{level}>{_md_inline(m.group(2))}</h{level}>")
+            out.append(f"<h{level}>{inline(m.group(2))}</h{level}>")
         elif s.startswith("|"):
             flush()
             block = []
@@ -685,18 +713,32 @@ def markdown_to_html(text: str) -> str:
             body = rows[1:]
             if body and all(re.fullmatch(r":?-+:?", c.replace(" ", "")) for c in body[0] if c):
                 body = body[1:]
-            thead = "".join(f"<th>{_md_inline(c)}</th>" for c in header)
-            tbody = "".join("<tr>" + "".join(f"<td>{_md_inline(c)}</td>" for c in r) + "</tr>" for r in body)
+            thead = "".join(f"<th>{inline(c)}</th>" for c in header)
+            tbody = "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in body)
             out.append(f'<table class="data"><thead><tr>{thead}</tr></thead><tbody>{tbody}</tbody></table>')
             continue
-        elif re.match(r"[-*+]\s+", s):
+        elif re.match(r"([-*+]|\d+[.)])\s+", s):
             flush()
+            ordered = re.match(r"\d+[.)]\s+", s) is not None
+            pat = r"\s*\d+[.)]\s+" if ordered else r"\s*[-*+]\s+"
             items = []
-            while i < len(lines) and re.match(r"\s*[-*+]\s+", lines[i]):
-                items.append(re.sub(r"^\s*[-*+]\s+", "", lines[i]))
+            while i < len(lines) and re.match(pat, lines[i]):
+                items.append(re.sub("^" + pat, "", lines[i]))
                 i += 1
-            out.append("<ul>" + "".join(f"<li>{_md_inline(x)}</li>" for x in items) + "</ul>")
+            tag = "ol" if ordered else "ul"
+            out.append(f"<{tag}>" + "".join(f"<li>{inline(x)}</li>" for x in items) + f"</{tag}>")
             continue
+        elif s.startswith(">"):
+            flush()
+            quote = []
+            while i < len(lines) and lines[i].strip().startswith(">"):
+                quote.append(lines[i].strip()[1:].strip())
+                i += 1
+            out.append(f"<blockquote>{inline(' '.join(quote))}</blockquote>")
+            continue
+        elif re.fullmatch(r"(-{3,}|\*{3,}|_{3,})", s):
+            flush()
+            out.append("<hr>")
         else:
             para.append(s)
         i += 1
@@ -704,42 +746,97 @@ def markdown_to_html(text: str) -> str:
     return "".join(out)
 
 
+def _mean_std(v: Mapping, key: str, fmt: Callable[[Any], str]) -> str:
+    """'0.8123' or, for a several-seed aggregate, '0.8123 ± 0.0100'."""
+    metrics = v.get("metrics") if isinstance(v.get("metrics"), Mapping) else {}
+    std = v.get("std") if isinstance(v.get("std"), Mapping) else {}
+    text = fmt(metrics.get(key))
+    if math.isfinite(_num(std.get(key))):
+        text += f" ± {fmt(std.get(key))}"
+    return text
+
+
+def _variant_metrics(v: Mapping) -> dict:
+    """The flat numbers of a comparison variant: its ``metrics`` dict, or derived from best/final/particle."""
+    if isinstance(v.get("metrics"), Mapping):
+        return dict(v["metrics"])
+    out: dict[str, Any] = {}
+    for part in ("best", "final"):
+        rec = v.get(part) if isinstance(v.get(part), Mapping) else {}
+        for m in ("precision", "recall", "f1", "iou", "auc"):
+            out[f"{part}_{m}"] = rec.get(m)
+    for k in ("best_epoch", "parameters", "seconds_per_epoch", "inference_seconds"):
+        out[k] = v.get(k)
+    part = v.get("particle") if isinstance(v.get("particle"), Mapping) else {}
+    if isinstance(part.get("best_checkpoint"), Mapping):
+        part = part["best_checkpoint"]
+    out["particle_best_f1"] = part.get("best_f1", part.get("f1"))
+    out["particle_best_ap"] = part.get("ap")
+    return out
+
+
+COMPARE_COLUMNS = [("best_f1", "Best val F1", _metric), ("best_epoch", "Best epoch", _fmt),
+                   ("best_precision", "Precision", _metric), ("best_recall", "Recall", _metric),
+                   ("best_iou", "IoU", _metric), ("best_auc", "AUC", _metric), ("final_f1", "Final val F1", _metric),
+                   ("particle_best_f1", "Particle F1", _metric), ("particle_best_ap", "Particle AP", _metric),
+                   ("parameters", "Parameters", _fmt), ("seconds_per_epoch", "s / epoch", lambda x: _fmt(x, 3)),
+                   ("inference_seconds", "Inference s", lambda x: _fmt(x, 3))]
+
+
 def _comparison_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
     sec = Section(ctx.new_id(f"{p}comparison"), title)
     jpath, mpath = d / "comparison.json", d / "comparison.md"
     sec.body = _sources([x for x in (jpath, mpath) if x.is_file()], ctx)
     data = _read_json(jpath) if jpath.is_file() else None
-    if isinstance(data, Mapping):
-        variants = data.get("variants") if isinstance(data.get("variants"), Mapping) else {}
+    if data is not None and not isinstance(data, Mapping):
+        sec.body += _note("comparison.json is not a JSON object.", "warn")
+        data = None
+    embedded: list[str] = []
+
+    def image(alt: str, src: str) -> str:
+        target = (d / urllib.parse.unquote(src)) if "://" not in src else None
+        png = _png_for_embedding(target) if target is not None and target.is_file() else None
+        if png is None:
+            return _e(alt or src)
+        ctx.used_files.add(target.resolve())
+        embedded.append(src)
+        return _img_tag(png, alt or src)
+
+    if mpath.is_file():
+        try:
+            md = markdown_to_html(mpath.read_text(encoding="utf-8"), image)
+        except (OSError, UnicodeDecodeError) as exc:
+            md = _note(f"comparison.md: cannot read ({exc})", "warn")
+        sec.children.append(Section(ctx.new_id(f"{p}comparison-md"), "Comparison report (comparison.md)",
+                                    f'<div class="md">{md}</div>'))
+
+    variants = data.get("variants") if data is not None and isinstance(data.get("variants"), Mapping) else {}
+    variants = {str(k): v for k, v in variants.items() if isinstance(v, Mapping)}
+    if variants and not mpath.is_file():  # comparison.md holds these tables already
         intro = f"<p>Compared field: <code>{_e(data.get('field'))}</code></p>" if data.get("field") else ""
+        flat = {n: _variant_metrics(v) for n, v in variants.items()}
         rows, f1s = [], []
-        for name, v in variants.items():
-            v = v if isinstance(v, Mapping) else {}
-            best = v.get("best") if isinstance(v.get("best"), Mapping) else {}
-            final = v.get("final") if isinstance(v.get("final"), Mapping) else {}
-            part = v.get("particle") if isinstance(v.get("particle"), Mapping) else {}
-            f1 = _num(best.get("f1"))
-            f1s.append(f1)
-            rows.append([name, _metric(best.get("f1")), _fmt(v.get("best_epoch")), _metric(best.get("precision")),
-                         _metric(best.get("recall")), _metric(best.get("iou")), _metric(best.get("auc")),
-                         _metric(final.get("f1")), _metric(part.get("f1")), _metric(part.get("ap")),
-                         _fmt(v.get("parameters")), _fmt(v.get("seconds_per_epoch")), _fmt(v.get("inference_seconds"))])
+        for n, v in variants.items():
+            vv = {"metrics": flat[n], "std": v.get("std")}
+            rows.append([n] + [_mean_std(vv, k, fmt) for k, _, fmt in COMPARE_COLUMNS])
+            f1s.append(_num(flat[n].get("best_f1")))
         finite = [f for f in f1s if math.isfinite(f)]
         bold = [bool(finite) and f == max(finite) for f in f1s]
-        table = _table(["Variant", "Best val F1", "Best epoch", "Precision", "Recall", "IoU", "AUC", "Final val F1",
-                        "Particle F1", "Particle AP", "Parameters", "s / epoch", "Inference s"], rows, bold=bold)
+        table = _table(["Variant"] + [label for _, label, _ in COMPARE_COLUMNS], rows, bold=bold)
         sec.children.append(Section(ctx.new_id(f"{p}comparison-table"), "Variants",
                                     intro + '<p class="caption">Validation pixel metrics at the best epoch; particle '
-                                    "metrics after picking. Best validation F1 in bold.</p>" + table))
-        histories = {str(n): v.get("history") for n, v in variants.items()
-                     if isinstance(v, Mapping) and isinstance(v.get("history"), list) and v.get("history")}
-        if histories:
-            sec.children.append(Section(ctx.new_id(f"{p}comparison-curves"), "Training curves",
-                                        _fig(figures.training_curves_figure(histories), "overlaid training curves")))
+                                    "metrics on the validation micrographs. Best validation F1 in bold.</p>" + table))
         extra = []
         diffs = data.get("differences")
         if isinstance(diffs, Mapping) and diffs:
-            extra.append("<h4>Differences</h4>" + _kv_table(_flatten(diffs)))
+            if all(isinstance(x, Mapping) for x in diffs.values()):
+                cols = list(dict.fromkeys(k for x in diffs.values() for k in x))
+                ref = data.get("reference")
+                extra.append(f"<h4>Differences{' to ' + _e(ref) if ref else ''}</h4>"
+                             + _table(["Metric"] + cols, [[k] + [_fmt(x.get(c)) for c in cols]
+                                                          for k, x in diffs.items()]))
+            else:
+                extra.append("<h4>Differences</h4>" + _kv_table(_flatten(diffs)))
         seeds = data.get("seeds")
         if isinstance(seeds, list) and seeds:
             if all(isinstance(x, Mapping) for x in seeds):
@@ -749,19 +846,13 @@ def _comparison_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
                 extra.append(f"<h4>Seeds</h4><p>{_e(_fmt(seeds))}</p>")
         if extra:
             sec.children.append(Section(ctx.new_id(f"{p}comparison-details"), "Differences and seeds", "".join(extra)))
-    elif data is not None:
-        sec.body += _note("comparison.json is not a JSON object; showing comparison.md only.", "warn")
-    if mpath.is_file():
-        try:
-            md = markdown_to_html(mpath.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            md = _note(f"comparison.md: cannot read ({exc})", "warn")
-        if data is None:
-            sec.children.append(Section(ctx.new_id(f"{p}comparison-md"), "Comparison", f'<div class="md">{md}</div>'))
-        else:
-            sec.children.append(Section(ctx.new_id(f"{p}comparison-md"), "comparison.md",
-                                        f'<details><summary>Show comparison.md</summary><div class="md">{md}</div>'
-                                        "</details>"))
+
+    histories = {n: v.get("history") for n, v in variants.items()
+                 if isinstance(v.get("history"), list) and v.get("history")}
+    if histories and not embedded:
+        ctx.used_files.add((d / "training_curves.png").resolve())
+        sec.children.append(Section(ctx.new_id(f"{p}comparison-curves"), "Training curves",
+                                    _fig(figures.training_curves_figure(histories), "overlaid training curves")))
     return sec
 
 
@@ -847,7 +938,9 @@ def _run_sections(d: Path, prefix: str, ctx: _Context, depth: int, parent_kinds:
             desc = ", ".join(_RENDERERS[k][0].lower() for k in kinds_sub) or "sub-runs"
             child.body = f'<p class="muted">Sub-run <code>{_e(sub.relative_to(d).as_posix())}</code>: {_e(desc)}.</p>'
             # self-training's fine-tuning rounds: summarised in the iteration table, details collapsed
-            child.collapsed = "selftrain" in kinds and re.fullmatch(r"iteration_\d+", sub.name) is not None
+            # and a comparison's variant runs (the comparison tabulates them): details collapsed
+            child.collapsed = ("selftrain" in kinds and re.fullmatch(r"iteration_\d+", sub.name) is not None) \
+                or "comparison" in kinds
             sections.append(child)
     return sections
 
@@ -893,6 +986,7 @@ ul.warnings li{color:#8a5300}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
 pre{background:var(--soft);padding:8px;overflow:auto}
 details{margin:8px 0}summary{cursor:pointer;color:var(--accent)}
+blockquote{margin:8px 0;padding:4px 12px;border-left:3px solid var(--line);color:var(--muted)}
 .md table{font-size:13px}
 @media print{nav.toc>ul{columns:1}table.data thead th{position:static}}
 """
@@ -954,3 +1048,6 @@ def build_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
     out_path = Path(out) if out is not None else Path(run_dir) / "report.html"
     page, _ = render_report(run_dir, out_path, depth)
     return atomic_write_text(out_path, page)
+
+
+write_report = build_report  # the name cryopick.demo uses
