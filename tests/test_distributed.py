@@ -4,15 +4,31 @@ Two processes are started with ``torch.multiprocessing.spawn``; each gets the en
 torchrun would set (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT), so ``fit`` joins the
 group through ``distributed.init_from_env`` exactly as under ``torchrun``.
 
-Why the tolerance: at the same global batch the two runs compute the same quantities -
+Why the tolerances: at the same global batch the two runs compute the same quantities -
 the ranks' batches are the two halves of the single-process batch (same patches, same
 augmentation draws), BatchNorm statistics are all-reduced over both halves, the focal
 loss is a per-pixel mean that the valid-pixel weighting makes exactly decomposable, and
 DDP averages the gradients. What differs is the order of float32 additions (two half
-sums plus an all-reduce instead of one sum), ~1e-7 relative per operation. Over 4 AdamW
-steps with lr 3e-3 that moves weights by far less than 1e-4 (measured: ~1e-6), while a
-real mistake (per-rank BatchNorm, a rank training on the wrong patches, gradients not
-averaged, a missing loss weight) moves them by 1e-3 or more.
+sums plus an all-reduce instead of one), ~1e-7 relative per operation: the per-step
+gradients agree to ~1e-6 relative when evaluated at the same weights.
+
+- Weights: after 4 AdamW steps at the default lr 1e-3 they agree to ~4e-6 (measured);
+  the test allows 1e-4. Two kinds of tensor are left out: the biases of convolutions
+  that feed a BatchNorm, and BatchNorm running means. BatchNorm cancels such a bias, so
+  its true gradient is exactly 0 and its computed gradient is rounding noise, which Adam
+  (update ~ lr * g / |g|) turns into +-lr steps that differ between ANY two summation
+  orders - a single-process run on 1 vs 2 threads differs there just as much. They do not
+  affect training (train-mode BatchNorm removes them) but the running means absorb them.
+  A real mistake moves the compared weights by 1e-2 or more (measured: per-rank
+  BatchNorm 4e-2; each rank training on half of the epoch instead of half of each
+  batch 5e-2), and the training loss by >1e-3 relative where the correct run agrees to
+  1e-7 (test: 1e-5).
+- Validation metrics after training use eval-mode BatchNorm, i.e. the running means
+  above, so a few pixels near p = 0.5 flip: F1 differs by ~3e-3 and AUC by ~5e-4 even
+  between two single-process runs on 1 vs 2 threads; the test allows 2e-2 and 5e-3. The
+  sharded evaluation itself is tested exactly: the same model evaluated by two ranks
+  (each on its share of the micrographs, counts summed) and by one process gives
+  identical counts.
 """
 
 from __future__ import annotations
@@ -55,8 +71,22 @@ def _samples(sizes: list[int], seed: int) -> list[Sample]:
 
 def _config() -> TrainConfig:
     # global batch 4 (2 per rank), 8 patches per epoch -> 2 steps per epoch, 2 epochs
-    return TrainConfig(epochs=2, batch_size=4, patch_size=64, patches_per_epoch=8, lr=3e-3, loss="focal",
-                       device="cpu", seed=5, tile_size=128)
+    return TrainConfig(epochs=2, batch_size=4, patch_size=64, patches_per_epoch=8, loss="focal", device="cpu",
+                       seed=5, tile_size=128)
+
+
+def _bn_absorbed(model: nn.Module) -> set[str]:
+    """Names of convolution biases that feed a BatchNorm, and of BatchNorm running means (see the docstring)."""
+    names = set()
+    for prefix, m in model.named_modules():
+        if isinstance(m, nn.Sequential):
+            kids = list(m.named_children())
+            for (a, conv), (_, bn) in zip(kids, kids[1:]):
+                if isinstance(conv, nn.Conv2d) and conv.bias is not None and isinstance(bn, nn.BatchNorm2d):
+                    names.add(f"{prefix}.{a}.bias" if prefix else f"{a}.bias")
+        if isinstance(m, nn.BatchNorm2d):
+            names.add(f"{prefix}.running_mean")
+    return names
 
 
 def _free_port() -> int:
@@ -103,10 +133,12 @@ def _worker(rank: int, world: int, port: int, root: str, train, val, cfg) -> Non
     bn_types = sorted({type(m).__name__ for m in result.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)})
 
     fixed = model_from_checkpoint(load_checkpoint(root / "run" / "model.pt"))  # the same model on every rank
+    metrics = tr.evaluate(fixed, val, torch.device("cpu"), cfg.tile_size)  # sharded, counts summed over ranks
     stats, masks = _relabel_all(fixed, train)
     summary = _pick(root / "run" / "model.pt", root / "mics", root / "picks")
     torch.save({"state": result.model.state_dict(), "history": result.history, "writes": writes,
                 "seen_epoch": seen_epoch, "bn_types": bn_types, "relabel": (stats, masks), "pick": summary,
+                "metrics": metrics.as_dict(),
                 "info": ddist.info()}, root / f"rank{rank}.pt")
     ddist.cleanup()
 
@@ -126,18 +158,20 @@ def runs(data, tmp_path_factory):
     mp.spawn(_worker, args=(WORLD, _free_port(), str(root), train, val, _config()), nprocs=WORLD, join=True)
     ranks = [torch.load(root / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
 
-    from cryopick.train import fit
+    from cryopick.train import evaluate, fit
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         single = fit(train, val, PREP, ModelConfig(base_features=4), _config(), root / "single", log=lambda m: None)
         fixed = model_from_checkpoint(load_checkpoint(root / "run" / "model.pt"))
+        metrics = evaluate(fixed, val, torch.device("cpu"), _config().tile_size)
         relabel = _relabel_all(fixed, train)
         pick = _pick(root / "run" / "model.pt", root / "mics", root / "single_picks")
     finally:
         torch.set_num_threads(threads)
-    return {"root": root, "ranks": ranks, "single": single, "relabel": relabel, "pick": pick}
+    return {"root": root, "ranks": ranks, "single": single, "relabel": relabel, "pick": pick,
+            "metrics": metrics.as_dict()}
 
 
 def test_ranks_ran_distributed_and_agree_exactly(runs):
@@ -153,19 +187,27 @@ def test_ranks_ran_distributed_and_agree_exactly(runs):
 def test_two_processes_match_single_process_at_same_global_batch(runs):
     single, r0 = runs["single"], runs["ranks"][0]
     ref = single.model.state_dict()
-    worst = max(float((v.double() - ref[k].double()).abs().max()) for k, v in r0["state"].items()
-                if v.is_floating_point())
+    skip = _bn_absorbed(single.model)
+    assert len(skip) > 10 and "encoders.0.0.bias" in skip and "head.bias" not in skip
+    compared = [k for k, v in ref.items() if v.is_floating_point() and k not in skip]
+    worst = max(float((r0["state"][k].double() - ref[k].double()).abs().max()) for k in compared)
     assert worst < TOL_WEIGHTS, f"max |w_ddp - w_single| = {worst:.3g}"
-    # and the training really moved the weights (the comparison is not vacuous)
-    init = torch.manual_seed(5) and None
-    assert any(float(v.abs().sum()) > 0 for v in r0["state"].values())
+    for k, v in ref.items():
+        if not v.is_floating_point():
+            assert torch.equal(r0["state"][k], v), k  # num_batches_tracked: the same number of steps
     for a, b in zip(r0["history"], single.history):
         assert a["epoch"] == b["epoch"]
-        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4, abs=1e-6)
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
         assert a["lr"] == pytest.approx(b["lr"])
-        for key in ["auc", "precision", "recall", "f1", "iou"]:
-            assert a[key] == pytest.approx(b[key], abs=2e-3), key  # thresholded counts: a pixel may sit at 0.5
+        assert a["auc"] == pytest.approx(b["auc"], abs=5e-3)
+        for key in ["precision", "recall", "f1", "iou"]:
+            assert a[key] == pytest.approx(b[key], abs=2e-2), key
         assert a["n_pixels"] == b["n_pixels"]  # every validation micrograph counted exactly once
+
+
+def test_sharded_evaluation_is_exact(runs):
+    for r in runs["ranks"]:
+        assert r["metrics"] == runs["metrics"]
 
 
 def test_only_rank0_writes_and_others_wait(runs):
@@ -270,3 +312,45 @@ def test_sync_batchnorm_roundtrip_keeps_parameters():
     assert all(type(m) is nn.BatchNorm2d for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
     assert all(p is params[n] for n, p in model.named_parameters())
     torch.testing.assert_close(model(x), y_sync, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_torchrun_cli_train(tmp_path):
+    """``torchrun -m cryopick.cli train`` end to end: rank 0 writes the run directory, the log says 2 processes."""
+    import subprocess
+    import sys
+
+    from cryopick.splits import simulated_splits
+
+    sim = simulated_splits(tmp_path / "sim", SimulationConfig(size=96, diameter=16, snr=0.5, seed=1), 2, 1, 0)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    for v in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(v, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "cryopick.cli",
+           "train", "--images", str(sim.train_mics), "--labels", str(sim.train_labels), "--val-images", str(sim.val_mics),
+           "--val-labels", str(sim.val_labels), "--radius", "8", "--epochs", "1", "--base-features", "4",
+           "--patch-size", "64", "--patches-per-epoch", "8", "--batch-size", "4", "--device", "cpu",
+           "--out", str(tmp_path / "run")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "distributed: 2 processes (gloo), global batch 4 = 2 x 2" in proc.stdout
+    for f in ["best_model.pt", "model.pt", "metrics.json", "config.yaml", "train_summary.json"]:
+        assert (tmp_path / "run" / f).is_file(), f
+    assert load_checkpoint(tmp_path / "run" / "model.pt")["epoch"] == 1
+    assert not list((tmp_path / "run").glob(".*.tmp*"))  # no half-written files left by racing writers
+
+
+def test_persistent_workers_follow_the_epoch(data, tmp_path):
+    """DataLoader workers (kept alive across epochs) serve each epoch's own plan: same run as in-process loading."""
+    import dataclasses
+
+    from cryopick.train import fit
+
+    train, val = data
+    runs = []
+    for workers in (0, 2):
+        cfg = dataclasses.replace(_config(), num_workers=workers)
+        runs.append(fit(train, val[:1], PREP, ModelConfig(base_features=4), cfg, tmp_path / str(workers), log=lambda m: None))
+    a, b = (r.model.state_dict() for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["train_loss"] for h in runs[0].history] == [h["train_loss"] for h in runs[1].history]

@@ -138,6 +138,24 @@ def test_unreadable_micrograph(sim, old_run, capsys, tmp_path):
         os.chmod(d / "sim_0001.mrc", 0o644)
 
 
+def test_unreadable_micrograph_even_as_root(sim, old_run, capsys, tmp_path, monkeypatch):
+    """The same case where chmod cannot make a file unreadable: opening it fails with EACCES."""
+    import builtins
+
+    import cryopick.io.micrographs as micrographs
+
+    d = mic_dir(sim, tmp_path)
+    locked = d / "sim_0001.mrc"
+
+    def fake_open(file, *args, **kwargs):
+        if Path(file) == locked:
+            raise PermissionError(13, "Permission denied", str(file))
+        return builtins.open(file, *args, **kwargs)
+
+    monkeypatch.setattr(micrographs, "open", fake_open, raising=False)
+    expect_train_error(capsys, old_run, d, sim / "labels.star", "sim_0001.mrc", "cannot read", "Permission denied")
+
+
 @pytest.mark.parametrize("keep, needle", [(3000, "truncated"), (500, "not an MRC file")])
 def test_truncated_mrc(sim, old_run, capsys, tmp_path, keep, needle):
     d = mic_dir(sim, tmp_path)
@@ -276,7 +294,8 @@ def test_star_row_with_missing_value(sim, old_run, capsys, tmp_path):
     lines = star_lines(sim)
     lines[first_row(lines)] = "sim_0000.mrc\t12.0"
     (tmp_path / "short.star").write_text("\n".join(lines) + "\n")
-    expect_train_error(capsys, old_run, sim / "micrographs", tmp_path / "short.star", "short.star")
+    expect_train_error(capsys, old_run, sim / "micrographs", tmp_path / "short.star", "short.star",
+                       f"line {first_row(lines) + 1} has 2 values for 3 columns")
 
 
 def test_duplicate_coordinates_warn_and_training_proceeds(sim, capsys, tmp_path):

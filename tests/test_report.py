@@ -53,6 +53,15 @@ def history(n: int = 6, every: int = 2) -> list[dict]:
     return out
 
 
+def write_png(path: Path, size: int = 16) -> Path:
+    """A small PNG (cheaper than a matplotlib figure, for fixtures)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((np.arange(size * size).reshape(size, size) % 256).astype(np.uint8)).save(path)
+    return path
+
+
 def write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj))
@@ -90,7 +99,6 @@ def make_selftrain(d: Path) -> Path:
         "pick_threshold": 0.5})
     write_json(d / "supervised" / "metrics.json", history(4, 1))
     write_json(d / "iteration_1" / "metrics.json", history(2, 1))
-    write_json(d / "iteration_2" / "metrics.json", history(2, 1))
     return d
 
 
@@ -113,7 +121,7 @@ def make_evaluation(d: Path) -> Path:
     write_json(d / "metrics.json", {"radius": 5, "overall": overall.as_dict(),
                                     "per_micrograph": {k: v.as_dict() for k, v in per.items()}})
     (d / "pr_curve.csv").write_text("threshold,precision,recall\n0.9,1,0.333\n0.8,1,0.667\n0.3,0.667,0.667\n")
-    F.plot_pr_curve({"picks": overall}, d / "pr_curve.png")
+    write_png(d / "pr_curve.png")
     return d
 
 
@@ -137,7 +145,7 @@ def make_comparison(d: Path, md: bool = True, real_format: bool = True) -> Path:
     write_json(d / "comparison.json", {"field": "model.arch", "variants": variants, "reference": "unet",
                                        "differences": diffs, "seeds": [1, 2]})
     if md:
-        F.plot_training_curves({n: v["history"] for n, v in variants.items()}, d / "training_curves.png")
+        write_png(d / "training_curves.png")
         (d / "comparison.md").write_text(
             "# Comparison\n\n| Variant | F1 |\n|---|---|\n| unet | **0.70** |\n\n- one\n- two\n\n"
             "![training curves](training_curves.png)\n\n![gone](missing.png)\n")
@@ -145,7 +153,9 @@ def make_comparison(d: Path, md: bool = True, real_format: bool = True) -> Path:
 
 
 def make_figures(d: Path) -> Path:
-    F.plot_training_curves(history(3), d / "figures" / "curves.png")
+    write_png(d / "figures" / "curves.png")
+    write_png(d / "overview.png")
+    (d / "figures" / "not_a_png.png").write_text("text")
     return d
 
 
@@ -211,12 +221,12 @@ def test_plot_picks_counts_match_hand_made_case(tmp_path):
 
 
 def test_plot_picks_large_micrograph_is_downsampled(tmp_path):
-    big = np.random.default_rng(1).normal(size=(2050, 2100)).astype(np.float32)
-    xy = np.array([[2000.0, 2000.0], [5, 5]])
+    big = np.random.default_rng(1).normal(size=(1030, 1100)).astype(np.float32)
+    xy = np.array([[1000.0, 1000.0], [5, 5]])
     res = F.plot_picks(big, xy, xy[:1] + 1, radius=30, path=tmp_path / "big.png")
     assert res.counts["tp"] == 1 and res.counts["fp"] == 1 and res.counts["fn"] == 0
     small, factor = F._downsample(big)
-    assert factor == 3 and max(small.shape) <= F.DISPLAY_MAX
+    assert factor == 2 and small.shape == (515, 550)
 
 
 def test_probability_map_attention_and_selftrain_figures(tmp_path):
@@ -257,7 +267,7 @@ KIND_IDS = {
     "figures": ["figures"],
 }
 MAKERS = {"training": make_training, "selftrain": make_selftrain, "pick": make_pick,
-          "evaluation": make_evaluation, "comparison": make_comparison}
+          "evaluation": make_evaluation, "comparison": make_comparison, "figures": make_figures}
 
 
 @pytest.mark.parametrize("kind", sorted(MAKERS))
@@ -281,6 +291,9 @@ def test_report_sections_per_run_kind(tmp_path, kind):
         assert run_kinds(d) == ["pick"]  # its config.yaml does not make it a training run
         assert "pick.threshold" in page
         assert 'href="picks.star"' in page and "missing.box" in page and 'href="somewhere' not in page
+    if kind == "figures":  # captioned with the file name; an unreadable file is named, not fatal
+        assert page.count("data:image/png") == 2 and "<figcaption>figures/curves.png</figcaption>" in page
+        assert "figures/not_a_png.png: not a readable PNG" in page
     if kind == "comparison":  # training_curves.png embedded once, inside the markdown
         assert page.count("data:image/png") == 1 and "gone" in page and "<p><figure" not in page
     if kind == "selftrain":
@@ -331,7 +344,7 @@ def test_report_demo_layout_with_sub_runs_and_out_elsewhere(tmp_path):
 @pytest.mark.parametrize("real_format", [True, False])
 def test_comparison_from_json_only(tmp_path, real_format):
     d = make_comparison(tmp_path / "c", md=False, real_format=real_format)
-    make_training(d / "unet")  # a variant's run directory
+    write_json(d / "unet" / "metrics.json", [])  # a variant's run directory (no epoch yet: no figure)
     page = render_report(d)[0]
     ids = page_ids(page)
     for sid in ["comparison", "comparison-table", "comparison-curves", "comparison-details", "run-unet"]:
@@ -344,8 +357,20 @@ def test_comparison_from_json_only(tmp_path, real_format):
     assert "<details><summary>Show details</summary>" in page  # variant runs collapsed
 
 
+def test_selftrain_in_progress(tmp_path):
+    d = tmp_path / "st"
+    make_selftrain(d)
+    (d / "training_summary.json").unlink()
+    (d / "config.yaml").write_text("cryopick_version: 0.1.0\nselftrain:\n  iterations: 2\n")
+    assert run_kinds(d) == ["selftrain"]
+    page = render_report(d)[0]
+    assert "In progress" in page and {"selftrain", "selftrain-config", "supervised-training"} <= page_ids(page)
+    assert "render-error" not in page
+
+
 def test_broken_file_is_reported_in_the_page(tmp_path):
     d = make_training(tmp_path / "run")
+    write_json(d / "metrics.json", [])  # no figure needed here
     (d / "train_summary.json").write_text("{not json")
     page = render_report(d)[0]
     assert "train_summary.json: not valid JSON" in page and "training-curves" in page_ids(page)
@@ -357,10 +382,13 @@ def test_broken_file_is_reported_in_the_page(tmp_path):
 def test_markdown_subset():
     out = markdown_to_html("## T\n\n| a | b |\n|---|:-:|\n| 1 | **2** |\n\n- x `y`\n\ntext <b> *it*\n\n"
                            "1. first\n2. [link](http://x.org) `**raw**`\n\n> quote\n")
-    assert "<h4>T</h4>" in out and "<th>a</th>" in out and "<strong>2</strong>" in out
+    assert "<h5>T</h5>" in out and "<th>a</th>" in out and "<strong>2</strong>" in out
     assert "<li>x <code>y</code></li>" in out and "text &lt;b&gt; <em>it</em>" in out and "---" not in out
     assert "<ol><li>first</li><li>link <code>**raw**</code></li></ol>" in out and "http" not in out
     assert "<blockquote>quote</blockquote>" in out
+    assert markdown_to_html("\u2705 same, \U0001f500 varied, \u26a0\ufe0f odd") == (
+        '<p><span class="ok">\u2713</span> same, <span class="varied">\u21c4</span> varied, '
+        '<span class="bad">\u26a0</span> odd</p>')
 
 
 def test_report_errors(tmp_path, capsys):
@@ -376,7 +404,7 @@ def test_report_errors(tmp_path, capsys):
 
 
 def test_report_command(tmp_path, capsys):
-    d = make_training(tmp_path / "run")
+    d = make_figures(tmp_path / "run")
     assert cli.main(["report", str(d), "--out", str(tmp_path / "r.html")]) == 0
     assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
     assert "r.html" in capsys.readouterr().out
@@ -385,9 +413,9 @@ def test_report_command(tmp_path, capsys):
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
 def test_render_report_script(tmp_path):
-    d = make_training(tmp_path / "run")
-    out = tmp_path / "shot.png"
-    res = subprocess.run(["bash", str(ROOT / "benchmarks" / "render_report.sh"), str(d), str(out), "800,900"],
+    page = build_report(make_figures(tmp_path / "run"))  # the script also accepts RUN_DIR (then builds it)
+    out = tmp_path / "shots" / "shot.png"
+    res = subprocess.run(["bash", str(ROOT / "benchmarks" / "render_report.sh"), str(page), str(out), "800,900"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
-    assert is_png(out)
+    assert is_png(out) and no_temp_files(out.parent)

@@ -36,7 +36,9 @@ reproduces stock ``topaz train -n`` behaviour.
 
 Seeding: ``topaz`` has no seed option; with ``seed`` set, each step runs the Topaz
 entry point (``topaz.main:main``, exactly what the ``topaz`` script runs) from the
-venv's Python after seeding ``random``, ``numpy`` and ``torch``.
+venv's Python after seeding ``random``, ``numpy`` (including the otherwise
+unseedable ``np.random.default_rng()`` calls Topaz makes) and ``torch``; results
+are then reproducible run to run on the same machine.
 
 Outputs (``run_topaz`` return value)::
 
@@ -90,9 +92,16 @@ DEFAULT_VENV = Path(os.environ.get("CRYOPICK_TOPAZ_VENV", HERE / ".venv-topaz"))
 IMAGE_EXTS = {".mrc", ".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 # Runs Topaz's own entry point after seeding the RNGs; argv: seed, topaz args...
+# Topaz's training crops also draw from ``np.random.default_rng()`` (fresh OS
+# entropy, unaffected by ``numpy.random.seed``), so unseeded ``default_rng()``
+# calls are given children of ``SeedSequence(seed)`` in call order.
 _SEEDED_BOOT = (
     "import sys, random; s = int(sys.argv[1]); random.seed(s)\n"
     "import numpy; numpy.random.seed(s)\n"
+    "_ss = numpy.random.SeedSequence(s); _default_rng = numpy.random.default_rng\n"
+    "def _seeded_default_rng(seed=None):\n"
+    "    return _default_rng(_ss.spawn(1)[0] if seed is None else seed)\n"
+    "numpy.random.default_rng = _seeded_default_rng\n"
     "import torch; torch.manual_seed(s)\n"
     "sys.argv = ['topaz'] + sys.argv[2:]\n"
     "from topaz.main import main; sys.exit(main())\n"
@@ -378,7 +387,7 @@ def run_topaz(
         mean number of labels per training micrograph.
     num_epochs, epoch_size, minibatch_size : ``num_epochs * epoch_size``
         parameter updates of ``minibatch_size`` crops (Topaz defaults: 10, 1000,
-        256; ~1.5 s per update on 2 CPU cores).
+        256; ~1.2-1.6 s per update on 2 idle CPU cores).
     train_radius : Topaz ``--radius`` (downsampled px) around labels counted as
         positive; Topaz's default and recommendation is 3.
     extract_radius : ``topaz extract -r`` in downsampled px; default

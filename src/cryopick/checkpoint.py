@@ -53,7 +53,11 @@ def load_checkpoint(path: str | Path, expect_arch: str | None = None) -> dict[st
         raise CheckpointError(f"{path}: checkpoint format version {ckpt.get('format_version')} is not supported by "
                               f"cryopick {__version__} (expects {FORMAT_VERSION}); retrain or use the cryopick version "
                               f"that wrote it ({ckpt.get('cryopick_version')})")
-    arch = ckpt.get("arch", {}).get("arch")
+    for key in ("arch", "model_state", "preprocessing"):
+        if not isinstance(ckpt.get(key), dict):
+            raise CheckpointError(f"{path}: checkpoint has no usable '{key}' entry; the file is damaged, "
+                                  "use another checkpoint or retrain")
+    arch = ckpt["arch"].get("arch")
     if arch not in ARCHITECTURES:
         raise CheckpointError(f"{path}: unknown architecture {arch!r} in checkpoint")
     if expect_arch is not None and arch != expect_arch:

@@ -154,6 +154,8 @@ def load_samples(images: list[str], labels: str | None, *, radius: float | None,
     elif require_labels:
         raise InputError("no labels given: pass --labels (a label file or directory)")
 
+    if downsample is not None and downsample <= 0:
+        raise InputError(f"--downsample must be positive, got {downsample:g}; leave it out for automatic downsampling")
     if prep is None:
         if mask_dir is not None and radius is None:
             radius = 10.0 if downsample is None else 10.0 * downsample  # masks carry their own shapes

@@ -264,7 +264,7 @@ def fit(train: list[Sample], val: list[Sample], prep: Preprocessing, model_cfg: 
     if world > 1:
         net = ddist.sync_batchnorm(net, device)
         train_model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
-                                              broadcast_buffers=False)  # BatchNorm buffers are synchronised anyway
+                                              **_no_buffer_sync())
         log(f"{prefix}distributed: {world} processes ({dist_info.backend}), global batch {cfg.batch_size} = "
             f"{world} x {sampler.local}")
     if cfg.compile:
@@ -314,6 +314,15 @@ def fit(train: list[Sample], val: list[Sample], prep: Preprocessing, model_cfg: 
 
     return FitResult(net, history, best_f1, best_epoch, float(np.mean(times)) if times else 0.0,
                      count_parameters(net))
+
+
+def _no_buffer_sync() -> dict:
+    """DDP option that skips re-broadcasting buffers before every forward: the synchronised
+    BatchNorm keeps its running statistics identical on all ranks anyway."""
+    import inspect
+
+    params = inspect.signature(DistributedDataParallel.__init__).parameters
+    return {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
 
 
 def _quiet(message: str) -> None:

@@ -32,9 +32,12 @@ def add_args(p):
 
 def main(args):
     from ..config import PickConfig, RunConfig, save_run_config
+    from ..errors import InputError
     from ..picking import pick_to_files
     from ..train import resolve_device
 
+    if args.downsample is not None and args.downsample <= 0:
+        raise InputError(f"--downsample must be positive, got {args.downsample:g}; leave it out to use the checkpoint's")
     cfg = PickConfig(threshold=args.threshold, min_distance=args.min_distance, min_area=args.min_area,
                      tile_size=args.tile_size, batch_size=args.batch_size, formats=args.format or ["star"],
                      box_size=args.box_size, downsample=args.downsample)

@@ -40,6 +40,7 @@ import json
 import math
 import os
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,6 +268,27 @@ def _star_numbers(path: Path, raw: Any, column: str, what: str) -> np.ndarray:
     return values
 
 
+def _star_row_problem(text: str) -> str | None:
+    """The first loop row whose number of values differs from the number of columns, as text."""
+    ncols, in_loop = 0, False
+    for n, line in _content_lines(text):
+        lower = line.lower()
+        if lower.startswith("data_"):
+            ncols, in_loop = 0, False
+        elif lower.startswith("loop_"):
+            ncols, in_loop = 0, True
+        elif line.startswith("_"):
+            ncols += 1 if in_loop else 0
+        elif in_loop and ncols:
+            try:
+                found = len(shlex.split(line, comments=False))  # STAR quotes values with spaces
+            except ValueError:
+                found = len(line.split())
+            if found != ncols:
+                return f"line {n} has {found} values for {ncols} columns"
+    return None
+
+
 def _read_star(path: Path, micrograph_name: str | None) -> LabelSet:
     import pandas as pd
     import starfile
@@ -281,6 +303,7 @@ def _read_star(path: Path, micrograph_name: str | None) -> LabelSet:
         m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", msg)
         if m:
             msg = f"data row {m.group(2)}: expected {m.group(1)} values, found {m.group(3)}"
+        msg = _star_row_problem(text) or msg  # pandas counts from the first row, which may be the bad one
         raise InputError(
             f"{path}: cannot parse the STAR file ({msg}); check every row has one value per column"
         ) from None

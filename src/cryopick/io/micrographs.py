@@ -191,7 +191,8 @@ def _check_image(path: Path, data: np.ndarray, allow_constant: bool = False) -> 
     if not finite.all():
         bad = int(data.size - np.count_nonzero(finite))
         raise InputError(
-            f"{path}: {bad} pixels are NaN or infinite; re-export the micrograph or replace the bad pixels"
+            f"{path}: {bad} pixel{' is' if bad == 1 else 's are'} NaN or infinite; re-export the micrograph or "
+            "replace the bad pixels"
         )
     lo, hi = float(data.min()), float(data.max())
     if lo == hi and not allow_constant:

@@ -269,8 +269,9 @@ def run_kinds(d: str | os.PathLike[str]) -> list[str]:
     mkind = _metrics_kind(metrics) if metrics.is_file() else None
     if (d / "comparison.json").is_file() or (d / "comparison.md").is_file():
         kinds.append("comparison")
-    if (d / "training_summary.json").is_file():
-        kinds.append("selftrain")
+    if (d / "training_summary.json").is_file() or (
+            mkind is None and ((d / "supervised").is_dir() or (d / "baseline_model.pt").is_file())):
+        kinds.append("selftrain")  # without training_summary.json: in progress
     pick = (d / "pick_summary.json").is_file()
     if mkind == "training" or (mkind is None and (d / "train_summary.json").is_file()):
         kinds.append("training")
@@ -464,6 +465,14 @@ def _sources(paths: Sequence[Path], ctx: _Context) -> str:
 def _selftrain_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
     path = d / "training_summary.json"
     sec = Section(ctx.new_id(f"{p}selftrain"), title)
+    if not path.is_file():  # the supervised phase or the first iteration is still running
+        cfg = _read_yaml(d / "config.yaml") if (d / "config.yaml").is_file() else None
+        sec.body = (_sources([x for x in (d / "config.yaml",) if x.is_file()], ctx)
+                    + _note("In progress: no self-training iteration has finished yet (no training_summary.json); "
+                            "the supervised phase is below."))
+        if isinstance(cfg, Mapping):
+            sec.children.append(Section(ctx.new_id(f"{p}selftrain-config"), "Configuration", _config_tables(cfg)))
+        return sec
     s = _read_json(path)
     if not isinstance(s, Mapping):
         raise ValueError("training_summary.json: not a JSON object")
@@ -651,10 +660,18 @@ def _md_inline(text: str, image: Callable[[str, str], str] | None = None) -> str
     return "".join(out)
 
 
+# emoji need an emoji font, which many systems (and headless browsers) lack: text symbols instead
+_SYMBOLS = {"\u2705": '<span class="ok">\u2713</span>', "\u274c": '<span class="bad">\u2717</span>',
+            "\U0001f500": '<span class="varied">\u21c4</span>', "\u26a0": '<span class="bad">\u26a0</span>',
+            "\ufe0f": ""}
+
+
 def _md_text(text: str) -> str:
     out = _e(text)
     for pat, rep in _INLINE:
         out = pat.sub(rep, out)
+    for emoji, symbol in _SYMBOLS.items():
+        out = out.replace(emoji, symbol)
     return out
 
 
@@ -700,7 +717,7 @@ def markdown_to_html(text: str, image: Callable[[str, str], str] | None = None) 
             flush()
         elif m := re.match(r"(#{1,6})\s+(.*)", s):
             flush()
-            level = min(6, len(m.group(1)) + 2)
+            level = min(6, len(m.group(1)) + 3)  # '#' -> h4: inside a report section
             out.append(f"<h{level}>{inline(m.group(2))}</h{level}>")
         elif s.startswith("|"):
             flush()
@@ -986,8 +1003,10 @@ ul.warnings li{color:#8a5300}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
 pre{background:var(--soft);padding:8px;overflow:auto}
 details{margin:8px 0}summary{cursor:pointer;color:var(--accent)}
+.ok{color:#2a8a2a;font-weight:700}.bad{color:#b35c00;font-weight:700}.varied{color:var(--accent);font-weight:700}
 blockquote{margin:8px 0;padding:4px 12px;border-left:3px solid var(--line);color:var(--muted)}
 .md table{font-size:13px}
+.md h4{font-size:17px;margin-top:18px}.md h5{font-size:15px;margin-top:16px}.md h6{font-size:14px}
 @media print{nav.toc>ul{columns:1}table.data thead th{position:static}}
 """
 
