@@ -27,7 +27,7 @@ demo: $(STAMP)  ## simulate, train, self-train, pick, evaluate, compare, report 
 	$(BIN)/cryopick demo --out demo_out
 
 test: $(DEVSTAMP)  ## the test suite (CPU, a few minutes)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .hypothesis

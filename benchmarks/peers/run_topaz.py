@@ -50,7 +50,8 @@ Outputs (``run_topaz`` return value)::
      "model": path, ...}
 
 Wall times are sensitive to other load on the machine; ``cpu_seconds`` (user +
-system time of the Topaz process) is the steadier measure of work.
+system time of the Topaz process) is recorded too, but inflates as well when the
+cores are oversubscribed (torch's OpenMP threads spin): time on an idle machine.
 
 Every ``topaz`` call pays ~5-6 s of Python/torch start-up; it is included in the
 timings above (one call per step, not per micrograph).
@@ -72,7 +73,6 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import math
 import os
 import re
 import shutil

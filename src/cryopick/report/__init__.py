@@ -9,7 +9,7 @@ from .figures import (
     plot_selftrain,
     plot_training_curves,
 )
-from .html import build_report, find_runs, render_report, run_kinds
+from .html import build_report, find_runs, render_report, run_kinds, write_report
 
 __all__ = [
     "PicksFigure",
@@ -23,4 +23,5 @@ __all__ = [
     "plot_training_curves",
     "render_report",
     "run_kinds",
+    "write_report",
 ]

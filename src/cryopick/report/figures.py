@@ -388,7 +388,7 @@ def picks_figure(image, picks_xy, truth_xy=None, radius: float | None = None, sc
     h, w = img.shape
     aspect = w / h
     fig_w = 7.0 if aspect >= 1 else max(3.5, 7.0 * aspect)
-    fig = Figure(figsize=(fig_w, min(7.0, fig_w / aspect) + 0.5), layout="constrained")
+    fig = Figure(figsize=(fig_w, min(7.0, fig_w / aspect) + 0.8), layout="constrained")
     ax = fig.subplots()
     _show_micrograph(ax, img)
     lw = 1.0 if max(h, w) / radius > 60 else 1.5
@@ -431,7 +431,9 @@ def picks_figure(image, picks_xy, truth_xy=None, radius: float | None = None, sc
         handles = [_legend_handle(PICK_COLOUR if scores is None else "0.3", f"picks ({len(picks)})")]
         if title is None:
             title = f"{len(picks)} picks"
-    legend = ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.85, facecolor="white")
+    # below the image, so it never hides a pick
+    legend = ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncols=len(handles),
+                       fontsize=9, frameon=False)
     ax.set_title(title, fontsize=10)
     labels = [t.get_text() for t in legend.get_texts()]
     return fig, counts, labels
@@ -464,7 +466,7 @@ def probability_map_figure(image, prob, title: str | None = None) -> Figure:
     p = _as_image(prob, "prob")
     h, w = img.shape
     aspect = w / h
-    fig = Figure(figsize=(11, 11 / 2 / aspect + 0.8), layout="constrained")
+    fig = Figure(figsize=(11, min(9.0, 4.9 / aspect) + 0.6), layout="constrained")
     ax_img, ax_prob = fig.subplots(1, 2)
     _show_micrograph(ax_img, img)
     small, f = _downsample(p)

@@ -37,6 +37,7 @@ import json
 import math
 import os
 import re
+import statistics
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -544,7 +545,7 @@ def _pick_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
         counts = sorted(_num(v) for v in per.values() if math.isfinite(_num(v)))
         if counts:
             rows.append(("picks per micrograph (min / median / max)",
-                         f"{counts[0]:g} / {counts[len(counts) // 2]:g} / {counts[-1]:g}"))
+                         f"{counts[0]:g} / {statistics.median(counts):g} / {counts[-1]:g}"))
     srcs = [path] + [x for x in (d / "config.yaml",) if x.is_file()]
     parts = [_sources(srcs, ctx), _kv_table(rows)]
     if (d / "config.yaml").is_file():
@@ -562,7 +563,13 @@ def _pick_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
         for o in outputs[:MAX_TABLE_ROWS]:
             cand = [Path(o)] if Path(o).is_absolute() else [d / o, d / Path(o).name, Path(o)]
             hit = next((c for c in cand if c.exists()), None)
-            items.append(f"<li>{ctx.link(hit, o) if hit else _e(o) + ' <span class=muted>(not found)</span>'}</li>")
+            label = o
+            if hit is not None:
+                try:
+                    label = hit.resolve().relative_to(d.resolve()).as_posix()
+                except ValueError:  # outside the run directory: the path as recorded
+                    pass
+            items.append(f"<li>{ctx.link(hit, label) if hit else _e(o) + ' <span class=muted>(not found)</span>'}</li>")
         more = f"<li>… {len(outputs) - MAX_TABLE_ROWS} more</li>" if len(outputs) > MAX_TABLE_ROWS else ""
         parts.append(f"<h4>Output files</h4><ul>{''.join(items)}{more}</ul>")
     sec.body = "".join(parts)
@@ -820,12 +827,17 @@ def _comparison_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
         return _img_tag(png, alt or src)
 
     if mpath.is_file():
+        md_title = "Comparison report (comparison.md)"
         try:
-            md = markdown_to_html(mpath.read_text(encoding="utf-8"), image)
+            text = mpath.read_text(encoding="utf-8")
+            first = text.lstrip().split("\n", 1)
+            if first[0].startswith("# "):  # the document's title becomes the section's
+                md_title = re.sub(r"[*`]", "", first[0][2:]).strip() or md_title
+                text = first[1] if len(first) > 1 else ""
+            md = markdown_to_html(text, image)
         except (OSError, UnicodeDecodeError) as exc:
             md = _note(f"comparison.md: cannot read ({exc})", "warn")
-        sec.children.append(Section(ctx.new_id(f"{p}comparison-md"), "Comparison report (comparison.md)",
-                                    f'<div class="md">{md}</div>'))
+        sec.children.append(Section(ctx.new_id(f"{p}comparison-md"), md_title, f'<div class="md">{md}</div>'))
 
     variants = data.get("variants") if data is not None and isinstance(data.get("variants"), Mapping) else {}
     variants = {str(k): v for k, v in variants.items() if isinstance(v, Mapping)}
