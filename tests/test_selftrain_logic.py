@@ -62,3 +62,16 @@ def test_dynamic_schedule_values():
 def test_coverage_percentages():
     m = np.array([1, 0, 0, IGNORE], np.float32)
     assert coverage(m) == {"positive": 25.0, "negative": 50.0, "ignored": 25.0}
+
+
+def test_rescale_probability_stretches_to_percentiles():
+    from cryopick.selftrain import rescale_probability
+
+    prob = np.linspace(0.2, 0.6, 101).reshape(1, -1).astype(np.float32)
+    r = rescale_probability(prob)
+    assert r.min() == 0 and r.max() == 1
+    assert r[0, 50] == pytest.approx(0.5, abs=1e-5)
+    # the seeds' thresholds select pixels after stretching, none before
+    assert (pseudo_labels(prob, 0.95, 0.05) == IGNORE).all()
+    pl = pseudo_labels(r, 0.95, 0.05)
+    assert (pl == 1).sum() > 0 and (pl == 0).sum() > 0

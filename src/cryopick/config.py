@@ -83,6 +83,7 @@ class SelfTrainConfig:
     protect_ring: float = 0.5  # around each labelled particle, radius*(1+ring) is never made negative
     init: str | None = None  # start from this checkpoint instead of a supervised phase
     retrain_loss: str = "combined"  # loss on pseudo-labels (their zeros are reliable negatives, so not pu)
+    rescale: bool = True  # thresholds act on each map stretched to its 1-99 percentile range (see selftrain)
 
 
 @dataclass

@@ -24,7 +24,6 @@ and rank 0 alone writes the files.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -64,6 +63,18 @@ def pseudo_labels(prob: np.ndarray, pos: float, neg: float) -> np.ndarray:
     out[prob > pos] = 1.0
     out[prob < neg] = 0.0
     return out
+
+
+def rescale_probability(prob: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.ndarray:
+    """Stretch a probability map so its ``low``..``high`` percentiles span 0..1 (clipped).
+
+    A positive-unlabelled model ranks pixels well but is rarely confident: on simulated
+    micrographs at SNR 0.05 its probabilities spanned ~0.23-0.56, so the seeds' absolute
+    thresholds (0.95 / 0.05) selected no pixel at all. The thresholds then act on the
+    map's own range: 0.95 keeps the top few percent of the micrograph.
+    """
+    lo, hi = np.percentile(prob, [low, high])
+    return np.clip((prob - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0).astype(np.float32)
 
 
 def combine_labels(pseudo: np.ndarray, original: np.ndarray | None, coords: np.ndarray | None = None,
@@ -109,6 +120,7 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
     main = ddist.init_from_env(device).is_main
     if not main:
         log = _quiet
+    init_ckpt = load_checkpoint(st.init, expect_arch=cfg.model.arch) if st.init else None  # before writing anything
     data = data or load_run_data(cfg, log)
     cfg = resolve(cfg, data)
     if main:
@@ -123,8 +135,7 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
     # ---- phase 1: supervised (or a given checkpoint)
     baseline = out / "baseline_model.pt"
     if st.init:
-        ckpt = load_checkpoint(st.init, expect_arch=cfg.model.arch)
-        model = model_from_checkpoint(ckpt, st.init)
+        model = model_from_checkpoint(init_ckpt, st.init)
         if main and not baseline.exists():
             save_checkpoint(make_checkpoint(model, prep, config=record, epoch=0, history=[]), baseline)
         log(f"starting from {st.init}")
@@ -136,7 +147,7 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
         result = fit(train, val, prep, cfg.model, cfg.train, out / "supervised", run_config=record, log=log)
         best = out / "supervised" / "best_model.pt"
         if main:
-            shutil.copyfile(best, baseline)
+            save_checkpoint(load_checkpoint(best), baseline)
         ddist.barrier()
         model = model_from_checkpoint(load_checkpoint(baseline), baseline)
     model.to(device)
@@ -157,7 +168,7 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
         pos, neg = thresholds_for(k, st.iterations, st)
         log(f"self-training iteration {k}/{st.iterations}: thresholds positive {pos:.3f}, negative {neg:.3f}")
         stats = _relabel(model, train, originals, pos, neg, prep.mask_radius, st.protect_ring, device,
-                         cfg.train.tile_size, amp=amp)
+                         cfg.train.tile_size, amp=amp, rescale=st.rescale)
         log(f"  pseudo-positive {stats['pseudo_positive']:.2f}%  reliable-negative {stats['reliable_negative']:.2f}%  "
             f"ignored {stats['ignored']:.2f}%  agreement with labels {stats['label_agreement']:.3f}")
         train_cfg = dataclasses.replace(cfg.train, seed=cfg.train.seed + k, loss=st.retrain_loss)
@@ -183,7 +194,7 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
     last = out / f"model_iteration_{st.iterations}.pt" if st.iterations else baseline
     threshold = None
     if main:
-        shutil.copyfile(last, final)
+        save_checkpoint(load_checkpoint(last), final)
         threshold = store_threshold([final], val, cfg, log)
     summary["pick_threshold"] = ddist.broadcast_object(threshold)
     if val:
@@ -199,7 +210,7 @@ def _quiet(message: str) -> None:
 
 
 def _relabel(model, train: list[Sample], originals: list[_Orig], pos: float, neg: float, radius: float,
-             ring: float, device, tile: int, amp: bool = False) -> dict:
+             ring: float, device, tile: int, amp: bool = False, rescale: bool = True) -> dict:
     """Replace each training sample's mask by its combined pseudo-labels; return coverage statistics.
 
     Distributed, each rank predicts its shard of ``train`` and the masks and counts are
@@ -211,7 +222,7 @@ def _relabel(model, train: list[Sample], originals: list[_Orig], pos: float, neg
     for i in ddist.shard_indices(len(train)):
         s, orig = train[i], originals[i]
         prob = predict_probability(model, s.image, tile=tile, device=device, amp=amp)
-        pseudo = pseudo_labels(prob, pos, neg)
+        pseudo = pseudo_labels(rescale_probability(prob) if rescale else prob, pos, neg)
         mask = combine_labels(pseudo, orig.mask, orig.coords, radius, ring)
         counts = {"coverage": coverage(mask), "pseudo_pos": float((pseudo == 1).sum()),
                   "pseudo_neg": float((pseudo == 0).sum()), "agree": 0.0, "n_orig": 0}

@@ -84,7 +84,7 @@ FLAG_MAP = {
                                  "augment", "balanced_sampling", "positive_share", "eval_every", "num_workers", "pu_prior",
                                  "amp", "channels_last", "compile", "resume"]},
     **{k: ("selftrain", k) for k in ["iterations", "retrain_epochs", "positive_threshold", "negative_threshold",
-                                     "dynamic_thresholds", "init"]},
+                                     "dynamic_thresholds", "init", "rescale"]},
 }
 
 

@@ -22,6 +22,8 @@ def add_args(p):
     g.add_argument("--dynamic-thresholds", action=BOOL, default=None,
                    help="relax thresholds linearly over iterations (0.98->0.90, 0.02->0.10)")
     g.add_argument("--init", metavar="CKPT", help="skip the supervised phase and start from this checkpoint")
+    g.add_argument("--rescale", action=BOOL, default=None,
+                   help="apply the thresholds to each map stretched to its 1-99 percentile range (default on)")
     p.add_argument("--out", required=True)
     add_common(p)
 
