@@ -378,7 +378,6 @@ def test_selftrain_init_with_the_other_architecture(sim, trained, capsys, tmp_pa
     assert not list(out.glob("*.pt"))
 
 
-@pytest.mark.xfail(reason="selftrain.py writes OUT/config.yaml before it checks --init; the check must come first")
 def test_selftrain_init_with_the_other_architecture_keeps_an_earlier_run(sim, trained, capsys, tmp_path):
     out = tmp_path / "st"
     out.mkdir()

@@ -94,7 +94,10 @@ class Picker:
         return Picks(name, xy, scores, prob if keep_prob else None)
 
     def pick_file(self, path: str | Path, **kw) -> Picks:
+        from .data import check_particle_fits
+
         mic = read_micrograph(path)
+        check_particle_fits(str(path), mic.image.shape, self.prep)
         return self.pick_image(mic.image, mic.name, **kw)
 
     def pick_sample(self, s: Sample) -> Picks:
