@@ -139,7 +139,13 @@ def _figures(out: Path, paths, log) -> None:
 
     sample = load_samples([str(paths.train_mics)], str(paths.train_labels), radius=paths.radius, downsample=None)
     s0 = sample.labelled[0]
-    crop = np.s_[: min(128, s0.image.shape[0]), : min(128, s0.image.shape[1])]
+    # a 128 px window around the first labelled particle, so the masks show something
+    h, w = s0.image.shape
+    size = min(128, h, w)
+    x, y = (s0.coords[0] if s0.coords is not None and len(s0.coords) else (w / 2, h / 2))
+    y0 = int(np.clip(y - size / 2, 0, h - size))
+    x0 = int(np.clip(x - size / 2, 0, w - size))
+    crop = np.s_[y0 : y0 + size, x0 : x0 + size]
     save_augmentation_examples(s0.image[crop], s0.mask[crop], fig_dir / "augmentation_examples.png")
     log(f"figures in {fig_dir}")
 
@@ -150,7 +156,25 @@ def _compare(out: Path, cfg: RunConfig, s: DemoSettings, log) -> dict | None:
     c = dataclasses.replace(cfg)
     c.train = dataclasses.replace(cfg.train, epochs=s.compare_epochs)
     result = run_comparison(c, parse_vary("arch=unet,attention-unet"), out / "compare", log=log)
+    _attention_figure(out, log)
     return {name: v.get("metrics") for name, v in result.get("variants", {}).items()}
+
+
+def _attention_figure(out: Path, log) -> None:
+    """Attention maps of every level of the comparison's Attention U-Net on a validation micrograph."""
+    from .checkpoint import load_checkpoint, model_from_checkpoint, prep_from_checkpoint
+    from .data import load_samples
+    from .report.figures import plot_attention_maps
+
+    ckpt_path = out / "compare" / "attention-unet" / "best_model.pt"
+    if not ckpt_path.exists():
+        return
+    ckpt = load_checkpoint(ckpt_path)
+    data = load_samples([str(out / "data" / "val")], None, radius=None, downsample=None,
+                        prep=prep_from_checkpoint(ckpt), require_labels=False)
+    plot_attention_maps(model_from_checkpoint(ckpt, ckpt_path), data.samples[0].image,
+                        out / "figures" / "attention_maps.png")
+    log(f"attention maps in {out / 'figures' / 'attention_maps.png'}")
 
 
 def _report(out: Path, log) -> Path | None:
