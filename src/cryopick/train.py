@@ -25,8 +25,8 @@ validation micrographs are sharded and their pixel counts summed, and rank 0 alo
 writes the files. Each rank's loss is weighted by its share of the global batch's valid
 (non-ignored) pixels, so for the per-pixel losses (bce, focal) a step equals the
 single-process step up to float summation order; Dice (and so ``combined``) is a ratio
-over the batch and is computed per rank, which makes it close to but not exactly the
-single-process value.
+over the batch and the nnPU risk has a non-negative correction per batch: both are
+computed per rank, which makes them close to but not exactly the single-process value.
 """
 
 from __future__ import annotations
@@ -82,6 +82,9 @@ def resolve_model_config(cfg: ModelConfig, device: torch.device) -> ModelConfig:
 
 
 def resolve_train_config(cfg: TrainConfig, device: torch.device, samples: list[Sample]) -> TrainConfig:
+    for name in ("epochs", "batch_size", "eval_every"):
+        if getattr(cfg, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
     patch = cfg.patch_size or (256 if device.type == "cuda" else 128)
     smallest = min(min(s.image.shape) for s in samples if s.mask is not None)
     patch = max(32, min(patch, smallest - smallest % 16 if smallest >= 32 else 32))
@@ -91,9 +94,6 @@ def resolve_train_config(cfg: TrainConfig, device: torch.device, samples: list[S
         area = sum(s.image.size for s in samples if s.mask is not None)
         n = max(cfg.batch_size * 2, int(math.ceil(area / patch**2)))
         n = int(math.ceil(n / cfg.batch_size) * cfg.batch_size)
-    for name in ("epochs", "batch_size", "eval_every"):
-        if getattr(cfg, name) < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
     if cfg.lr <= 0:
         raise InputError(f"--lr must be positive, got {cfg.lr}")
     if cfg.scheduler not in ("cosine", "warm-restarts"):
@@ -101,8 +101,8 @@ def resolve_train_config(cfg: TrainConfig, device: torch.device, samples: list[S
     if cfg.num_workers < 0:
         raise InputError(f"--num-workers must be >= 0, got {cfg.num_workers}")
     world = ddist.env_world_size()
-    if world > 1:
-        ddist.per_rank_batch(cfg.batch_size, world)  # a clear error when the global batch does not split evenly
+    if world > 1:  # clear errors before any work: the global batch must split evenly, every rank take the same steps
+        ddist.GlobalBatchSampler(n, cfg.batch_size, 0, world)
     return dataclasses.replace(cfg, patch_size=patch, patches_per_epoch=n, amp=resolve_amp(cfg.amp, device),
                                channels_last=resolve_channels_last(cfg.channels_last, device))
 

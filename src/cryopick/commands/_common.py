@@ -70,6 +70,19 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", action="store_true", default=None, help="continue from OUT/model.pt")
 
 
+def add_selftrain_args(p: argparse.ArgumentParser, title: str = "self-training") -> None:
+    g = p.add_argument_group(title)
+    g.add_argument("--iterations", type=int, help="self-training iterations (default 3)")
+    g.add_argument("--retrain-epochs", type=int, help="epochs per iteration (default 10)")
+    g.add_argument("--positive-threshold", type=float, help="pseudo-positive above this probability (default 0.95)")
+    g.add_argument("--negative-threshold", type=float, help="reliable negative below this probability (default 0.05)")
+    g.add_argument("--dynamic-thresholds", action=BOOL, default=None,
+                   help="relax thresholds linearly over iterations (0.98->0.90, 0.02->0.10)")
+    g.add_argument("--rescale", action=BOOL, default=None,
+                   help="apply the thresholds to each map stretched to its 1-99 percentile range (default on)")
+    g.add_argument("--init", metavar="CKPT", help="skip the supervised phase and start from this checkpoint")
+
+
 # flag name -> (section, field)
 FLAG_MAP = {
     "images": ("data", "images"), "labels": ("data", "labels"), "val_images": ("data", "val_images"),

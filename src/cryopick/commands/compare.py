@@ -20,7 +20,7 @@ examples:
   cryopick compare --images mics/ --labels sparse.star --out runs/st --vary selftrain=off,on --iterations 3
 """
 
-from ._common import BOOL, add_common, add_data_args, add_train_args, config_from_args
+from ._common import add_common, add_data_args, add_selftrain_args, add_train_args, config_from_args
 
 
 def add_args(p):
@@ -34,13 +34,7 @@ def add_args(p):
                    help="train every variant once per seed (e.g. 42,43,44); default: --seed")
     g.add_argument("--curve-every", type=int, default=10, metavar="N",
                    help="performance-over-time table every N epochs (default 10; every evaluation for shorter runs)")
-    s = p.add_argument_group("self-training (variants that self-train, e.g. --vary selftrain=off,on)")
-    s.add_argument("--iterations", type=int, help="self-training iterations (default 3)")
-    s.add_argument("--retrain-epochs", type=int, help="epochs per iteration (default 10)")
-    s.add_argument("--positive-threshold", type=float, help="pseudo-positive above this probability (default 0.95)")
-    s.add_argument("--negative-threshold", type=float, help="reliable negative below this probability (default 0.05)")
-    s.add_argument("--dynamic-thresholds", action=BOOL, default=None,
-                   help="relax thresholds linearly over iterations (0.98->0.90, 0.02->0.10)")
+    add_selftrain_args(p, "self-training (variants that self-train, e.g. --vary selftrain=off,on)")
     p.add_argument("--out", required=True, help="comparison directory")
     add_common(p)
 

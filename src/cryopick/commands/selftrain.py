@@ -8,22 +8,13 @@ example:
   cryopick selftrain --images mics/ --labels sparse.star --radius 16 --out runs/st --iterations 3 --dynamic-thresholds
 """
 
-from ._common import BOOL, add_common, add_data_args, add_train_args, config_from_args
+from ._common import add_common, add_data_args, add_selftrain_args, add_train_args, config_from_args
 
 
 def add_args(p):
     add_data_args(p)
     add_train_args(p)
-    g = p.add_argument_group("self-training")
-    g.add_argument("--iterations", type=int, help="self-training iterations (default 3)")
-    g.add_argument("--retrain-epochs", type=int, help="epochs per iteration (default 10)")
-    g.add_argument("--positive-threshold", type=float, help="pseudo-positive above this probability (default 0.95)")
-    g.add_argument("--negative-threshold", type=float, help="reliable negative below this probability (default 0.05)")
-    g.add_argument("--dynamic-thresholds", action=BOOL, default=None,
-                   help="relax thresholds linearly over iterations (0.98->0.90, 0.02->0.10)")
-    g.add_argument("--init", metavar="CKPT", help="skip the supervised phase and start from this checkpoint")
-    g.add_argument("--rescale", action=BOOL, default=None,
-                   help="apply the thresholds to each map stretched to its 1-99 percentile range (default on)")
+    add_selftrain_args(p)
     p.add_argument("--out", required=True)
     add_common(p)
 

@@ -49,6 +49,7 @@ from cryopick.errors import InputError
 from cryopick.io.atomic import atomic_write_text
 
 from . import figures
+from .figures import _num
 
 __all__ = ["Section", "build_report", "write_report", "render_report", "find_runs", "run_kinds", "markdown_to_html"]
 
@@ -108,15 +109,6 @@ class _Context:
 
 def _e(x: Any) -> str:
     return html.escape(str(x), quote=True)
-
-
-def _num(v: Any) -> float:
-    if v is None or isinstance(v, bool):
-        return math.nan
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
