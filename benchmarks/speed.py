@@ -311,6 +311,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.benchmark = True
 
     print(f"machine: {machine(device)}; load average {load_average()}")
+    try:
+        busy = os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1)
+    except (AttributeError, OSError):
+        busy = False
+    if busy and torch.get_num_threads() > 1:
+        print("warning: other processes are using the CPU; with several torch threads every operator waits at an "
+              "OpenMP barrier for a descheduled thread (measured 25x slower on 2 shared cores): use --threads 1")
     print(f"device {device}, {'amp ' + str(dtype).replace('torch.', '') if amp else 'fp32'}, "
           f"channels-last {'on' if channels_last else 'off'}, compile {'on' if args.compile else 'off'}"
           f"{', quick' if q else ''}")

@@ -348,9 +348,15 @@ def test_persistent_workers_follow_the_epoch(data, tmp_path):
 
     train, val = data
     runs = []
-    for workers in (0, 2):
-        cfg = dataclasses.replace(_config(), num_workers=workers)
-        runs.append(fit(train, val[:1], PREP, ModelConfig(base_features=4), cfg, tmp_path / str(workers), log=lambda m: None))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 2 workers + 2 intra-op threads on 2 cores: OpenMP barriers stall (10x slower)
+    try:
+        for workers in (0, 2):
+            cfg = dataclasses.replace(_config(), num_workers=workers)
+            runs.append(fit(train, val[:1], PREP, ModelConfig(base_features=4), cfg, tmp_path / str(workers),
+                            log=lambda m: None))
+    finally:
+        torch.set_num_threads(threads)
     a, b = (r.model.state_dict() for r in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [h["train_loss"] for h in runs[0].history] == [h["train_loss"] for h in runs[1].history]

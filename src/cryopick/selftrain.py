@@ -148,6 +148,7 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
         best = out / "supervised" / "best_model.pt"
         if main:
             save_checkpoint(load_checkpoint(best), baseline)
+            store_threshold([baseline], val, cfg, log)  # so the baseline picks at its own calibrated threshold
         ddist.barrier()
         model = model_from_checkpoint(load_checkpoint(baseline), baseline)
     model.to(device)
