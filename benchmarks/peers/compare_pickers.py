@@ -103,7 +103,8 @@ def run_cryopick(d: dict, work: Path, a) -> dict:
                  "--particles-per-micrograph", str(d["per_mic"]), "--out", str(work / "run"),
                  "--epochs", str(a.epochs), "--iterations", str(a.iterations), "--retrain-epochs", str(a.retrain_epochs),
                  "--base-features", str(a.base_features), "--patch-size", str(a.patch_size),
-                 "--patches-per-epoch", str(a.patches_per_epoch), "--dynamic-thresholds", "--device", "cpu"]
+                 "--patches-per-epoch", str(a.patches_per_epoch), "--dynamic-thresholds", "--device", "cpu",
+                 *a.cryopick_args.split()]
     train_s, train_mem = run_child(train_cmd, work / "train.log")
     picks = {}
     pick_s, pick_mem, n_mics = 0.0, 0.0, 0
@@ -184,6 +185,7 @@ def main(argv=None) -> int:
     ap.add_argument("--base-features", type=int, default=16)
     ap.add_argument("--patch-size", type=int, default=96)
     ap.add_argument("--patches-per-epoch", type=int, default=64)
+    ap.add_argument("--cryopick-args", default="", help="extra flags for cryopick selftrain, e.g. '--mask-radius-scale 0.6'")
     ap.add_argument("--topaz-epochs", type=int, default=5)
     ap.add_argument("--topaz-epoch-size", type=int, default=60)
     a = ap.parse_args(argv)
