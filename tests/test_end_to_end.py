@@ -93,6 +93,14 @@ def test_selftrain_end_to_end(sim, trained, tmp_path):
         assert (out / f).is_file(), f
     s = json.loads((out / "training_summary.json").read_text())
     assert [it["iteration"] for it in s["iterations"]] == [1, 2]
+    assert s["final_iteration"] in (0, 1, 2)  # chosen by validation particle F1
+    chosen = out / ("baseline_model.pt" if s["final_iteration"] == 0 else f"model_iteration_{s['final_iteration']}.pt")
+    final = load_checkpoint(out / "final_model.pt")
+    assert final["pick_threshold"] == pytest.approx(s["pick_threshold"])
+    import torch
+
+    for k, v in load_checkpoint(chosen)["model_state"].items():
+        assert torch.equal(v, final["model_state"][k]), k
     assert s["iterations"][0]["positive_threshold"] == pytest.approx(0.98)
     assert s["iterations"][1]["positive_threshold"] == pytest.approx(0.90)
     for key in ["pseudo_positive", "reliable_negative", "ignored", "label_agreement", "validation", "warnings"]:

@@ -84,6 +84,7 @@ class SelfTrainConfig:
     init: str | None = None  # start from this checkpoint instead of a supervised phase
     retrain_loss: str = "combined"  # loss on pseudo-labels (their zeros are reliable negatives, so not pu)
     rescale: bool = True  # thresholds act on each map stretched to its 1-99 percentile range (see selftrain)
+    select_final: bool = True  # final_model.pt = best validation particle F1 among baseline and iterations
 
 
 @dataclass

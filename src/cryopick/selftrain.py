@@ -15,6 +15,10 @@ action-plan seed: linear from ``dynamic_start`` at the first iteration to
 
 Outputs: baseline_model.pt, model_iteration_K.pt, final_model.pt and
 training_summary.json (config, per-iteration coverage, agreement, metrics, warnings).
+final_model.pt is the candidate (baseline or iteration) with the best particle F1 on
+the validation micrographs (``select_final``; ``final_iteration`` in the summary says
+which): on EMPIAR-10017 self-training lowered validation AP from 0.69 to 0.41, on hard
+simulated data it raised test AP from 0.875 to 0.924, so the held-out micrographs decide.
 
 Under torchrun the retraining is distributed (``train.fit``), the pseudo-labelling pass
 predicts each rank's shard of the micrographs and gathers the new masks on every rank,
@@ -192,18 +196,38 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
             atomic_write_json(summary_path, summary)
 
     final = out / "final_model.pt"
-    last = out / f"model_iteration_{st.iterations}.pt" if st.iterations else baseline
-    threshold = None
+    candidates = [baseline] + [out / f"model_iteration_{k}.pt" for k in range(1, st.iterations + 1)]
+    chosen, threshold = len(candidates) - 1, None
     if main:
-        save_checkpoint(load_checkpoint(last), final)
-        threshold = store_threshold([final], val, cfg, log)
-    summary["pick_threshold"] = ddist.broadcast_object(threshold)
+        chosen, threshold = _select_final(candidates, val, cfg, st.select_final, log)
+        save_checkpoint(load_checkpoint(candidates[chosen]), final)
+    chosen, threshold = ddist.broadcast_object((chosen, threshold))
+    summary["pick_threshold"], summary["final_iteration"] = threshold, chosen
     if val:
-        summary["final"] = summary["iterations"][-1]["validation"] if summary["iterations"] else base_metrics
+        summary["final"] = summary["iterations"][chosen - 1]["validation"] if chosen else base_metrics
     if main:
         atomic_write_json(summary_path, summary)
     ddist.barrier()
     return summary
+
+
+def _select_final(candidates: list[Path], val: list[Sample], cfg: RunConfig, select: bool,
+                  log: Callable[[str], None]) -> tuple[int, float | None]:
+    """Index of the model that becomes final_model.pt (0 = the supervised baseline) and its
+    calibrated pick threshold. With ``select``, the candidate with the best particle F1 on
+    the validation micrographs wins (later iterations win ties): self-training that did
+    not help on held-out micrographs is not shipped. Otherwise the last iteration."""
+    if not select or not any(s.coords is not None for s in val):
+        return len(candidates) - 1, store_threshold([candidates[-1]], val, cfg, log)
+    scores = []
+    for k, path in enumerate(candidates):
+        thr = store_threshold([path], val, cfg, lambda m, k=k: log(f"  {'baseline' if k == 0 else f'iteration {k}'}: {m}"))
+        calib = load_checkpoint(path).get("calibration") or {}
+        scores.append((calib.get("best_f1") or 0.0, k, thr))
+    best_f1, k, thr = max(scores)
+    log(f"final model: {'the supervised baseline' if k == 0 else f'iteration {k}'} "
+        f"(best validation particle F1 {best_f1:.3f})")
+    return k, thr
 
 
 def _quiet(message: str) -> None:

@@ -81,6 +81,9 @@ def add_selftrain_args(p: argparse.ArgumentParser, title: str = "self-training")
     g.add_argument("--rescale", action=BOOL, default=None,
                    help="apply the thresholds to each map stretched to its 1-99 percentile range (default on)")
     g.add_argument("--init", metavar="CKPT", help="skip the supervised phase and start from this checkpoint")
+    g.add_argument("--select-final", action=BOOL, default=None,
+                   help="final_model.pt is the baseline or iteration with the best validation particle F1 "
+                        "(default on; off: the last iteration)")
 
 
 # flag name -> (section, field)
@@ -97,7 +100,7 @@ FLAG_MAP = {
                                  "augment", "balanced_sampling", "positive_share", "eval_every", "num_workers", "pu_prior",
                                  "amp", "channels_last", "compile", "resume"]},
     **{k: ("selftrain", k) for k in ["iterations", "retrain_epochs", "positive_threshold", "negative_threshold",
-                                     "dynamic_thresholds", "init", "rescale"]},
+                                     "dynamic_thresholds", "init", "rescale", "select_final"]},
 }
 
 
