@@ -21,18 +21,18 @@ from .splits import simulated_splits
 
 @dataclass
 class DemoSettings:
-    n_train: int = 6
+    n_train: int = 5
     n_val: int = 2
     n_test: int = 2
-    size: int = 384
+    size: int = 352
     diameter: float = 32.0
     snr: float = 0.05
     labelled_fraction: float = 0.3
     contaminants: int = 2
     epochs: int = 16
     iterations: int = 2
-    retrain_epochs: int = 6
-    compare_epochs: int = 8
+    retrain_epochs: int = 5
+    compare_epochs: int = 6
     base_features: int = 8
     patch_size: int = 96
     patches_per_epoch: int = 48
