@@ -26,7 +26,7 @@ class DataConfig:
     val_labels: str | None = None
     label_format: str | None = None  # None: guessed per file
     radius: float | None = None  # particle radius in original-micrograph px; None: half the labels' diameter
-    mask_radius_scale: float = 1.0  # target disk radius = radius * scale
+    mask_radius_scale: float = 0.6  # target disk radius = radius * scale (0.6: touching particles stay apart; see README)
     downsample: float | None = None  # None: auto, so that a particle spans ~24-32 px
     normalize: str = "robust"  # robust | zscore | none
     val_fraction: float = 0.2  # share of micrographs held out when no --val-images are given

@@ -127,7 +127,7 @@ def check_particle_fits(source: str, shape: tuple[int, int], prep: Preprocessing
 
 
 def load_samples(images: list[str], labels: str | None, *, radius: float | None, downsample: float | None,
-                 normalize: str = "robust", mask_radius_scale: float = 1.0, label_format: str | None = None,
+                 normalize: str = "robust", mask_radius_scale: float = 0.6, label_format: str | None = None,
                  prep: Preprocessing | None = None, require_labels: bool = True,
                  allow_mixed_pixel_size: bool | None = None) -> LoadedData:
     """Read micrographs (+ labels), preprocess, and paint masks.
