@@ -254,6 +254,9 @@ def fit(train: list[Sample], val: list[Sample], prep: Preprocessing, model_cfg: 
         net.load_state_dict(model_from_checkpoint(ckpt, last_path).state_dict())
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
+        if getattr(sched, "T_max", epochs) != epochs:  # the cosine keeps the length the run started with
+            log(f"warning: resuming a run started with {sched.T_max} epochs; the learning-rate schedule keeps "
+                f"that length (now --epochs {epochs}); train into a new folder for a new schedule")
         if scaler is not None and ckpt.get("grad_scaler"):
             scaler.load_state_dict(ckpt["grad_scaler"])
         start = ckpt["epoch"] + 1
