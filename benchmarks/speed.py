@@ -47,7 +47,7 @@ from cryopick.losses import build_loss
 from cryopick.models import build_model, count_parameters
 from cryopick.picking import Picker
 from cryopick.targets import particle_mask
-from cryopick.train import make_grad_scaler, train_one_epoch
+from cryopick.train import make_grad_scaler, optimizer_step, train_one_epoch
 
 # --------------------------------------------------------------------------- measurement helpers
 
@@ -186,14 +186,7 @@ def bench_training(arch: str, width: int, device: torch.device, s: TrainSettings
         with autocast_context(device, s.amp):
             logits = step_model(x)
         loss = loss_fn(logits.float(), y)
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            opt.step()
+        optimizer_step(loss, opt, scaler)
 
     flops_step = count_flops(step)  # also a warm-up step (and the compile, if any)
     reset_peaks(device)

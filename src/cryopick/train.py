@@ -135,6 +135,18 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, epochs: int):
     return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=cfg.eta_min)
 
 
+def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler=None) -> None:
+    """Backward and step, through the fp16 grad scaler when there is one."""
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        opt.step()
+
+
 def train_one_epoch(model, loader, loss_fn, opt, device, amp: bool = False, desc: str = "train", *,
                     scaler=None, channels_last: bool = False, progress: bool = True) -> float:
     """One pass over ``loader``; the mean training loss per patch (over all ranks when distributed).
@@ -165,14 +177,7 @@ def train_one_epoch(model, loader, loss_fn, opt, device, amp: bool = False, desc
             batch_loss = (sums[1] / n_global).item()
             loss = loss * (n_valid * world / n_global).to(loss.dtype)
             n *= world
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            opt.step()
+        optimizer_step(loss, opt, scaler)
         total += (batch_loss if world > 1 else loss.item()) * n
         count += n
     return total / max(count, 1)
