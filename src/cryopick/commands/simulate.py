@@ -32,13 +32,8 @@ def main(args):
                            carbon_edge=args.carbon_edge, seed=args.seed)
     out = ensure_out_dir(args.out)
     sims = simulate(cfg)
-    save_simulation(sims, out, cfg) if _takes_cfg(save_simulation) else save_simulation(sims, out)
+    save_simulation(sims, out, cfg)
     n_true = sum(len(s.coords) for s in sims)
     n_lab = sum(len(s.labelled) for s in sims)
     print(f"simulated {len(sims)} micrographs, {n_true} particles ({n_lab} labelled) -> {out}")
 
-
-def _takes_cfg(fn) -> bool:
-    import inspect
-
-    return len(inspect.signature(fn).parameters) >= 3
