@@ -133,3 +133,17 @@ def test_help_of_every_command(capsys):
             main([cmd, "--help"])
         assert e.value.code == 0
         assert "example" in capsys.readouterr().out, cmd
+
+
+def test_train_on_cryoppp_png_masks(shared_data, tmp_path):
+    """Real CryoPPP micrographs with their 256 px PNG masks (upsampled to the 1024 px images)."""
+    from cryopick.data import load_samples
+
+    root = shared_data / "cryoppp-10059"
+    data = load_samples([str(root / "train" / "images")], str(root / "train" / "labels"), radius=20, downsample=4)
+    assert len(data.samples) == 4
+    s = data.samples[0]
+    assert s.image.shape == (256, 256) and s.mask.shape == (256, 256)
+    assert 0.01 < float((s.mask >= 0.5).mean()) < 0.9  # disks present, not everything
+    with pytest.raises(Exception, match="--radius"):
+        load_samples([str(root / "train" / "images")], str(root / "train" / "labels"), radius=None, downsample=4)

@@ -158,7 +158,8 @@ def load_samples(images: list[str], labels: str | None, *, radius: float | None,
         raise InputError(f"--downsample must be positive, got {downsample:g}; leave it out for automatic downsampling")
     if prep is None:
         if mask_dir is not None and radius is None:
-            radius = 10.0 if downsample is None else 10.0 * downsample  # masks carry their own shapes
+            raise InputError(f"{labels}: mask images give no particle size; pass --radius (particle radius in "
+                             "micrograph pixels), which sets the downsampling and the picking distance")
         r = resolve_radius(radius, label_set, str(labels))
         factor = downsample if downsample else auto_downsample(2 * r)
         prep = Preprocessing(float(factor), normalize, r, mask_radius_scale)
