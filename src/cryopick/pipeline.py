@@ -51,8 +51,9 @@ def load_run_data(cfg: RunConfig, log: Callable[[str], None] = print) -> RunData
     for w in warnings:
         log(f"warning: {w}")
     n_lab = sum(s.mask is not None for s in train)
-    n_particles = sum(len(s.coords) for s in train if s.coords is not None)
-    log(f"data: {len(train)} training micrographs ({n_lab} labelled, {n_particles} particles), {len(val)} validation; "
+    with_coords = [s for s in train if s.coords is not None]
+    what = f"{sum(len(s.coords) for s in with_coords)} particles" if with_coords else "mask labels"
+    log(f"data: {len(train)} training micrographs ({n_lab} labelled, {what}), {len(val)} validation; "
         f"downsample {loaded.prep.downsample:g}, particle radius {loaded.prep.radius:g} px "
         f"({loaded.prep.radius / loaded.prep.downsample:.1f} px after downsampling)")
     return RunData(train, val, loaded.prep, warnings)
