@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from . import distributed as ddist
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DataConfig, RunConfig, TrainConfig, run_record, save_run_config
 from .data import LoadedData, Preprocessing, Sample, check_pixel_sizes, load_samples, split_train_val
@@ -129,12 +130,17 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None] = 
         cfg = check_resume_point(cfg, out / "model.pt")
         remove_stale_temps(out, RUN_FILES)  # left by a killed run; harmless, but a resumed run ends tidy
     cfg = resolve(cfg, data)
-    save_run_config(cfg, out)
+    main = ddist.init_from_env(resolve_device(cfg.train.device)).is_main  # under torchrun rank 0 writes
+    if main:
+        save_run_config(cfg, out)
     result = fit(data.train, data.val, data.prep, cfg.model, cfg.train, out, model=model, run_config=run_record(cfg),
                  log=log)
-    threshold = store_threshold([out / "best_model.pt", out / "model.pt"], data.val, cfg, log)
-    atomic_write_json(out / "train_summary.json", {
-        "best_f1": result.best_f1, "best_epoch": result.best_epoch, "parameters": result.parameters,
-        "seconds_per_epoch": result.seconds_per_epoch, "pick_threshold": threshold,
-        "final": result.history[-1] if result.history else None})
+    threshold = None
+    if main:
+        threshold = store_threshold([out / "best_model.pt", out / "model.pt"], data.val, cfg, log)
+        atomic_write_json(out / "train_summary.json", {
+            "best_f1": result.best_f1, "best_epoch": result.best_epoch, "parameters": result.parameters,
+            "seconds_per_epoch": result.seconds_per_epoch, "pick_threshold": threshold,
+            "final": result.history[-1] if result.history else None})
+    ddist.barrier()  # other ranks see the calibrated checkpoints when this returns
     return result, cfg
