@@ -12,7 +12,6 @@ usage: python benchmarks/picking.py [--quick] [--out DIR] [--epochs N]
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import resource
 import sys
@@ -32,13 +31,12 @@ from cryopick.splits import simulated_splits  # noqa: E402
 
 
 def train_and_score(name, train_mics, train_labels, val_mics, val_labels, test_mics, test_labels, radius, out, a):
-    cfg = RunConfig()
-    cfg.data = dataclasses.replace(cfg.data, images=[str(train_mics)], labels=str(train_labels), radius=radius,
-                                   val_images=[str(val_mics)] if val_mics else [],
-                                   val_labels=str(val_labels) if val_labels else None)
-    cfg.model.base_features = a.base_features
-    cfg.train = dataclasses.replace(cfg.train, epochs=a.epochs, patch_size=a.patch_size,
-                                    patches_per_epoch=a.patches_per_epoch, device="cpu", balanced_sampling=True)
+    cfg = RunConfig.from_dict({
+        "data": {"images": [str(train_mics)], "labels": str(train_labels), "radius": radius,
+                 "val_images": [str(val_mics)] if val_mics else [], "val_labels": str(val_labels) if val_labels else None},
+        "model": {"base_features": a.base_features},
+        "train": {"epochs": a.epochs, "patch_size": a.patch_size, "patches_per_epoch": a.patches_per_epoch,
+                  "device": "cpu"}})
     t = time.perf_counter()
     train_run(cfg, out / name / "train")
     train_s = time.perf_counter() - t

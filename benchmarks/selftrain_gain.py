@@ -11,7 +11,6 @@ usage: python benchmarks/selftrain_gain.py [--quick] [--out DIR] [--iterations 3
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -22,13 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
 from cryopick.config import RunConfig  # noqa: E402
-from cryopick.data import load_samples  # noqa: E402
 from cryopick.evaluation import evaluate_files  # noqa: E402
 from cryopick.picking import Picker, pick_to_files  # noqa: E402
 from cryopick.selftrain import selftrain_run  # noqa: E402
 from cryopick.simulate import SimulationConfig  # noqa: E402
 from cryopick.splits import simulated_splits  # noqa: E402
-from cryopick.train import evaluate  # noqa: E402
 
 
 def main(argv=None):
@@ -57,16 +54,13 @@ def main(argv=None):
     sim = SimulationConfig(size=a.size, diameter=32, snr=a.snr, labelled_fraction=a.labelled_fraction, contaminants=2,
                            seed=a.seed)
     paths = simulated_splits(out / "data", sim, a.n_train, 2, 2)
-    cfg = RunConfig()
-    cfg.data = dataclasses.replace(cfg.data, images=[str(paths.train_mics)], labels=str(paths.train_labels),
-                                   val_images=[str(paths.val_mics)], val_labels=str(paths.val_labels),
-                                   radius=paths.radius,
-                                   particles_per_micrograph=paths.particles_per_micrograph if a.pu else None)
-    cfg.model.base_features = a.base_features
-    cfg.train = dataclasses.replace(cfg.train, epochs=a.epochs, patch_size=96, patches_per_epoch=a.patches_per_epoch,
-                                    seed=a.seed, balanced_sampling=a.balanced, device="cpu")
-    cfg.selftrain = dataclasses.replace(cfg.selftrain, iterations=a.iterations, retrain_epochs=a.retrain_epochs,
-                                        dynamic_thresholds=a.dynamic)
+    cfg = RunConfig.from_dict({
+        "data": {**paths.data_options(), "particles_per_micrograph": paths.particles_per_micrograph if a.pu else None},
+        "model": {"base_features": a.base_features},
+        "train": {"epochs": a.epochs, "patch_size": 96, "patches_per_epoch": a.patches_per_epoch, "seed": a.seed,
+                  "balanced_sampling": a.balanced, "device": "cpu"},
+        "selftrain": {"iterations": a.iterations, "retrain_epochs": a.retrain_epochs,
+                      "dynamic_thresholds": a.dynamic}})
     summary = selftrain_run(cfg, out / "run")
 
     rows = {}

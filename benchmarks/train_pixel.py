@@ -10,7 +10,6 @@ usage: python benchmarks/train_pixel.py [--quick] [--arch unet] [--epochs 15]
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -40,13 +39,10 @@ def main(argv=None):
         a.epochs, a.base_features, a.patches_per_epoch = 2, 4, 8
     out = Path(a.out)
     paths = simulated_splits(out / "data", SimulationConfig(size=384, diameter=32, snr=a.snr, seed=5), 6, 2, 0)
-    cfg = RunConfig()
-    cfg.data = dataclasses.replace(cfg.data, images=[str(paths.train_mics)], labels=str(paths.train_labels),
-                                   val_images=[str(paths.val_mics)], val_labels=str(paths.val_labels),
-                                   radius=paths.radius)
-    cfg.model = dataclasses.replace(cfg.model, arch=a.arch, base_features=a.base_features)
-    cfg.train = dataclasses.replace(cfg.train, epochs=a.epochs, patch_size=a.patch_size,
-                                    patches_per_epoch=a.patches_per_epoch, device="cpu")
+    cfg = RunConfig.from_dict({
+        "data": paths.data_options(), "model": {"arch": a.arch, "base_features": a.base_features},
+        "train": {"epochs": a.epochs, "patch_size": a.patch_size, "patches_per_epoch": a.patches_per_epoch,
+                  "device": "cpu"}})
     t = time.perf_counter()
     result, resolved = train_run(cfg, out / "run", log=lambda m: None)
     total = time.perf_counter() - t

@@ -64,15 +64,12 @@ def run_demo(out_dir: str | Path, s: DemoSettings, device: str = "auto", log: Ca
     log(f"{s.n_train} training micrographs ({s.labelled_fraction:.0%} of particles labelled), {s.n_val} validation, "
         f"{s.n_test} test; {s.size}x{s.size} px, particle diameter {s.diameter:g} px, SNR {s.snr}")
 
-    cfg = RunConfig()
-    cfg.data = dataclasses.replace(cfg.data, images=[str(paths.train_mics)], labels=str(paths.train_labels),
-                                   val_images=[str(paths.val_mics)], val_labels=str(paths.val_labels),
-                                   radius=paths.radius, particles_per_micrograph=paths.particles_per_micrograph)
-    cfg.model = dataclasses.replace(cfg.model, arch="unet", base_features=s.base_features)
-    cfg.train = dataclasses.replace(cfg.train, epochs=s.epochs, patch_size=s.patch_size,
-                                    patches_per_epoch=s.patches_per_epoch, seed=s.seed, device=device)
-    cfg.selftrain = dataclasses.replace(cfg.selftrain, iterations=s.iterations, retrain_epochs=s.retrain_epochs,
-                                        dynamic_thresholds=True)
+    cfg = RunConfig.from_dict({
+        "data": {**paths.data_options(), "particles_per_micrograph": paths.particles_per_micrograph},
+        "model": {"arch": "unet", "base_features": s.base_features},
+        "train": {"epochs": s.epochs, "patch_size": s.patch_size, "patches_per_epoch": s.patches_per_epoch,
+                  "seed": s.seed, "device": device},
+        "selftrain": {"iterations": s.iterations, "retrain_epochs": s.retrain_epochs, "dynamic_thresholds": True}})
 
     step("train + self-train")
     summary = selftrain_run(cfg, out / "selftrain", log=log)

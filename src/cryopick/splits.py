@@ -30,6 +30,11 @@ class SplitPaths:
     radius: float
     particles_per_micrograph: float  # mean over training micrographs: what a user would estimate (Topaz's -n)
 
+    def data_options(self) -> dict:
+        """The ``data`` section of a RunConfig that trains on these splits (sparse training labels)."""
+        return {"images": [str(self.train_mics)], "labels": str(self.train_labels),
+                "val_images": [str(self.val_mics)], "val_labels": str(self.val_labels), "radius": self.radius}
+
 
 def simulated_splits(out_dir: str | Path, cfg: SimulationConfig, n_train: int, n_val: int, n_test: int) -> SplitPaths:
     out = ensure_out_dir(out_dir)
