@@ -19,8 +19,8 @@ from torch.utils.data import Dataset
 
 from .errors import InputError
 from .io import find_micrographs, read_labels, read_micrograph, validate_labels
-from .io.micrographs import SUFFIXES as MIC_SUFFIXES
 from .io.zarr_store import is_zarr_dataset, read_zarr_dataset
+from .masks import is_mask_dir, read_mask_labels
 from .preprocess import auto_downsample, preprocess, to_downsampled
 from .targets import IGNORE, particle_mask
 
@@ -60,21 +60,6 @@ class LoadedData:
     @property
     def labelled(self) -> list[Sample]:
         return [s for s in self.samples if s.mask is not None]
-
-
-def _is_mask_dir(path: Path) -> bool:
-    return path.is_dir() and any(p.suffix.lower() in MIC_SUFFIXES for p in path.iterdir())
-
-
-def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """A label image (e.g. CryoPPP's PNG masks): >0.5 of its max = particle; resized (nearest) to ``shape``."""
-    from skimage.transform import resize
-
-    m = read_micrograph(path, allow_constant=True).image
-    m = (m > 0.5 * m.max()).astype(np.float32) if m.max() > 0 else np.zeros_like(m)
-    if m.shape != shape:
-        m = resize(m, shape, order=0, preserve_range=True, anti_aliasing=False).astype(np.float32)
-    return m
 
 
 def resolve_radius(radius: float | None, labels: dict | None, source: str) -> float:
@@ -144,7 +129,7 @@ def load_samples(images: list[str], labels: str | None, *, radius: float | None,
     label_set, mask_dir = None, None
     if labels is not None:
         lp = Path(labels)
-        if _is_mask_dir(lp):
+        if is_mask_dir(lp):
             mask_dir = lp
         else:
             label_set = read_labels(lp, fmt=label_format)
@@ -171,18 +156,16 @@ def load_samples(images: list[str], labels: str | None, *, radius: float | None,
     pixel_size, pixel_source, pixel_warnings = check_pixel_sizes([(str(m.path), m.pixel_size) for m in mics],
                                                                  allow_mixed_pixel_size)
     warnings += pixel_warnings
+    shapes = {m.name: m.image.shape for m in mics}
+    if mask_dir is not None:  # disk masks -> particle centres (touching disks split), then painted as usual
+        label_set = read_mask_labels(mask_dir, shapes, prep.radius)
     if label_set is not None:
-        shapes = {m.name: m.image.shape for m in mics}
         warnings += validate_labels(label_set, shapes, str(labels))
     for mic in mics:
         check_particle_fits(str(mic.path), mic.image.shape, prep)
         img = preprocess(mic.image, prep.downsample, prep.normalize)
         mask = coords = None
-        if mask_dir is not None:
-            candidates = [p for p in mask_dir.iterdir() if p.stem == mic.name]
-            if candidates:
-                mask = _read_mask(candidates[0], img.shape)
-        elif label_set is not None and mic.name in label_set:
+        if label_set is not None and mic.name in label_set:
             coords = to_downsampled(label_set[mic.name].xy, prep.downsample)
             mask = particle_mask(img.shape, coords, prep.mask_radius)
         samples.append(Sample(mic.name, img, mask, coords, mic.image.shape, str(mic.path)))
