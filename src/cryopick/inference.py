@@ -54,13 +54,14 @@ def autocast_context(device: torch.device, amp: bool | None):
 @torch.no_grad()
 def predict_probability(models: nn.Module | list[nn.Module], image: np.ndarray, tile: int = 512, overlap: int = 64,
                          batch_size: int = 4, device: torch.device | str = "cpu", amp: bool = False,
-                         channels_last: bool = False) -> np.ndarray:
+                         channels_last: bool = False, tta: bool = False) -> np.ndarray:
     """Probability map (h, w) float32 for a preprocessed image; several models are averaged
     (an ensemble: the mean of their probabilities).
 
     ``batch_size`` tiles go through the network at once; on CUDA each batch is copied
     from pinned memory without blocking. ``amp`` (CUDA only) runs the network in bf16/fp16,
-    ``channels_last`` feeds NHWC batches (use it with models converted to channels_last)."""
+    ``channels_last`` feeds NHWC batches (use it with models converted to channels_last).
+    ``tta`` averages the 8 flips/rotations of every tile (test-time augmentation, 8x the work)."""
     models = models if isinstance(models, (list, tuple)) else [models]
     device = torch.device(device)
     h, w = image.shape
@@ -87,7 +88,7 @@ def predict_probability(models: nn.Module | list[nn.Module], image: np.ndarray, 
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with autocast_context(device, amp):
-            prob = sum(torch.sigmoid(m(batch).float()) for m in models) / len(models)
+            prob = sum(_forward(m, batch, tta) for m in models) / len(models)
         prob = prob[:, 0].cpu().numpy()
         for (y, x), p in zip(chunk, prob):
             acc[y : y + tile, x : x + tile] += p * weight
@@ -95,3 +96,15 @@ def predict_probability(models: nn.Module | list[nn.Module], image: np.ndarray, 
     return (acc / norm)[:h, :w]
 
 
+def _forward(model: nn.Module, batch: torch.Tensor, tta: bool) -> torch.Tensor:
+    """Sigmoid probabilities (B, 1, H, W); with ``tta`` the mean over the dihedral group D4."""
+    if not tta:
+        return torch.sigmoid(model(batch).float())
+    total = torch.zeros(batch.shape, dtype=torch.float32, device=batch.device)
+    for flip in (False, True):
+        x = batch.flip(-1) if flip else batch
+        for k in range(4):
+            y = torch.sigmoid(model(torch.rot90(x, k, (-2, -1))).float())
+            y = torch.rot90(y, -k, (-2, -1))
+            total += y.flip(-1) if flip else y
+    return total / 8

@@ -5,7 +5,9 @@ schedule, evaluates pixel metrics on whole validation micrographs every
 ``eval_every`` epochs, and writes into ``out_dir``:
 
 - ``model.pt``       last state, every epoch (resume point: model, optimizer, scheduler, epoch)
-- ``best_model.pt``  best validation F1 (the last epoch when there is no validation set)
+- ``best_model.pt``  best validation particle AP (the picker's peaks against the validation
+                     coordinates), pixel F1 when the validation labels are masks without
+                     coordinates, the last epoch when there is no validation set
 - ``metrics.json``   one record per evaluation (train loss, lr, precision, recall, F1, IoU, AUC)
 
 A run is a pure function of its config and seed: the patch plan and the augmentation
@@ -54,7 +56,7 @@ from .errors import InputError
 from .inference import amp_dtype, autocast_context, predict_probability, resolve_amp
 from .io.atomic import atomic_write_json, ensure_out_dir
 from .losses import loss_from_config
-from .metrics import PixelAccumulator, PixelMetrics
+from .metrics import ParticleMetrics, PixelAccumulator, PixelMetrics
 from .models import UNetFamily, build_model, count_parameters
 
 
@@ -186,24 +188,43 @@ def train_one_epoch(model, loader, loss_fn, opt, device, amp: bool = False, desc
 def evaluate(model, samples: list[Sample], device, tile: int = 512, threshold: float = 0.5,
              amp: bool = False, distributed: bool | None = None, batch_size: int = 4,
              channels_last: bool = False) -> PixelMetrics:
+    """Pixel metrics over whole (labelled) micrographs; see :func:`validate`."""
+    return validate(model, samples, device, None, tile, threshold, amp, distributed, batch_size, channels_last)[0]
+
+
+def validate(model, samples: list[Sample], device, prep: Preprocessing | None, tile: int = 512,
+             threshold: float = 0.5, amp: bool = False, distributed: bool | None = None, batch_size: int = 4,
+             channels_last: bool = False) -> tuple[PixelMetrics, ParticleMetrics | None]:
     """Pixel metrics over whole (labelled) micrographs, predicted tile by tile.
 
     ``distributed`` (default: whenever a process group of more than one rank exists): each
     rank predicts its shard of the micrographs and the counts are summed over ranks, so
     every rank returns the metrics of the whole set. Every rank must then call it.
     ``model`` should be the bare module, not the DDP wrapper.
+
+    With ``prep`` and samples that carry particle coordinates, the same maps are also
+    picked (the picker's peak finding) and the particle metrics (AP, best F1) come second;
+    ``None`` without coordinates or when distributed (the ranks would each hold a shard).
     """
+    from .metrics import evaluate_picks
+    from .picking import Picker
+
     if distributed is None:
         distributed = ddist.is_distributed()
     labelled = [s for s in samples if s.mask is not None]
     acc = PixelAccumulator(threshold=threshold)
+    picker = Picker([model], prep, device=device) if prep is not None else None
+    picks, truth = {}, {}
     for s in (ddist.shard(labelled) if distributed else labelled):
         prob = predict_probability(model, s.image, tile=tile, device=device, amp=amp, batch_size=batch_size,
                                    channels_last=channels_last)
         acc.update(prob, s.mask)
+        if picker is not None and s.coords is not None:
+            picks[s.name], truth[s.name] = picker.peaks(prob), s.coords
     if distributed:
         ddist.all_reduce_accumulator(acc)
-    return acc.compute()
+    particles = evaluate_picks(picks, truth, prep.radius / prep.downsample)[0] if truth and not distributed else None
+    return acc.compute(), particles
 
 
 @dataclass
@@ -253,7 +274,7 @@ def fit(train: list[Sample], val: list[Sample], prep: Preprocessing, model_cfg: 
     scaler = make_grad_scaler(device, amp)
     last_path, best_path, metrics_path = out / f"{prefix}model.pt", out / f"{prefix}best_model.pt", out / f"{prefix}metrics.json"
 
-    start, history, best_f1, best_epoch = 1, [], None, None
+    start, history, best_f1, best_epoch, best_score = 1, [], None, None, None
     if cfg.resume and last_path.exists():
         ckpt = load_checkpoint(last_path, expect_arch=model_cfg.arch)
         net.load_state_dict(model_from_checkpoint(ckpt, last_path).state_dict())
@@ -266,6 +287,7 @@ def fit(train: list[Sample], val: list[Sample], prep: Preprocessing, model_cfg: 
             scaler.load_state_dict(ckpt["grad_scaler"])
         start = ckpt["epoch"] + 1
         history, best_f1, best_epoch = ckpt.get("history", []), ckpt.get("best_f1"), ckpt.get("best_epoch")
+        best_score = ckpt.get("best_score", best_f1)
         log(f"resuming {last_path} from epoch {start}")
 
     train_model: torch.nn.Module = net
@@ -281,7 +303,7 @@ def fit(train: list[Sample], val: list[Sample], prep: Preprocessing, model_cfg: 
     def checkpoint(epoch: int) -> dict:
         extra = {"grad_scaler": scaler.state_dict()} if scaler is not None else {}
         return make_checkpoint(net, prep, config=run_config or {}, epoch=epoch, history=history,
-                               best_f1=best_f1, best_epoch=best_epoch, optimizer=opt.state_dict(),
+                               best_f1=best_f1, best_epoch=best_epoch, best_score=best_score, optimizer=opt.state_dict(),
                                scheduler=sched.state_dict(), **extra)
 
     times = []
@@ -298,12 +320,16 @@ def fit(train: list[Sample], val: list[Sample], prep: Preprocessing, model_cfg: 
             record = {"epoch": epoch, "train_loss": loss, "lr": lr, "seconds": times[-1]}
             improved = False
             if val and (epoch % cfg.eval_every == 0 or epoch == epochs):
-                m = evaluate(net, val, device, cfg.tile_size, amp=amp, channels_last=channels_last)
+                m, pm = validate(net, val, device, prep, cfg.tile_size, amp=amp, channels_last=channels_last)
                 record.update(m.as_dict())
-                if best_f1 is None or m.f1 > best_f1:
-                    best_f1, best_epoch, improved = m.f1, epoch, True
+                if pm is not None:
+                    record.update(particle_ap=pm.ap, particle_f1=pm.best_f1)
+                score = pm.ap if pm is not None else m.f1  # select on particle AP when coordinates are known
+                if best_score is None or score > best_score:
+                    best_score, best_f1, best_epoch, improved = score, m.f1, epoch, True
+                particles = f"  particle AP {pm.ap:.3f} F1 {pm.best_f1:.3f}" if pm is not None else ""
                 log(f"{prefix}epoch {epoch}/{epochs}  loss {loss:.4f}  val P {m.precision:.3f} R {m.recall:.3f} "
-                    f"F1 {m.f1:.3f} IoU {m.iou:.3f} AUC {m.auc:.3f}")
+                    f"F1 {m.f1:.3f} IoU {m.iou:.3f} AUC {m.auc:.3f}{particles}")
             else:
                 log(f"{prefix}epoch {epoch}/{epochs}  loss {loss:.4f}")
             history.append(record)

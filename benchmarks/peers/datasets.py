@@ -1,0 +1,141 @@
+"""The benchmark's data sets, written to disk in one layout every picker reads.
+
+Each maker returns a dict: ``{train,val,test}_mics`` (a folder of micrographs),
+``{train,val,test}_labels`` (a RELION STAR file), ``radius`` (particle radius, original
+px: the matching radius too), ``per_mic`` (expected particles per training micrograph,
+Topaz's -n, given to every learned picker) and ``n_{split}``.
+
+Sets
+  simulated       cryopick's simulator at SNR 0.05 with ice contaminants and a carbon
+                  edge; training micrographs carry ~35 % of their particles as labels.
+  cryoppp-10059,  CryoPPP's own train / valid / test splits (4 / 1 / 5 micrographs,
+  cryoppp-10947   1024 px); particle centres recovered from the 256 px disk masks by
+                  ``cryopick.masks`` (touching disks split), used as labels for every
+                  picker and as the truth; radius = the masks' disk radius.
+  empiar-10017    the 4096 px micrograph: train top-left quarter, calibrate bottom-left,
+                  test the right half.
+  <set>-sparse30  the same, but every training micrograph keeps a seeded random 30 % of
+                  its particles; validation and test stay complete; per_mic stays the
+                  full count (what a user who labelled 30 % would tell the picker).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from common import EMPIAR_10017, SHARED  # noqa: E402
+
+from cryopick.io import Particles, find_micrographs, read_labels, read_micrograph, write_labels  # noqa: E402
+from cryopick.io.micrographs import write_mrc  # noqa: E402
+from cryopick.masks import mask_radius, particles_of_mask, read_mask  # noqa: E402
+from cryopick.simulate import SimulationConfig  # noqa: E402
+from cryopick.splits import simulated_splits  # noqa: E402
+
+SPLITS = {"train": "train", "val": "valid", "test": "test"}  # ours -> CryoPPP's folder names
+SPARSE_FRACTION = 0.3
+
+
+def make_simulated(out: Path, quick: bool) -> dict:
+    cfg = SimulationConfig(size=256 if quick else 512, diameter=32, snr=0.05, labelled_fraction=0.35, contaminants=3,
+                           carbon_edge=True, seed=7)
+    p = simulated_splits(out, cfg, 2 if quick else 6, 1 if quick else 2, 1 if quick else 3)
+    d = {"train_mics": p.train_mics, "train_labels": p.train_labels, "val_mics": p.val_mics,
+         "val_labels": p.val_labels, "test_mics": p.test_mics, "test_labels": p.test_labels,
+         "radius": p.radius, "per_mic": p.particles_per_micrograph}
+    return _count(d)
+
+
+def make_cryoppp(out: Path, quick: bool, entry: str) -> dict:
+    """A CryoPPP set: its split folders, mask labels turned into particle centres once."""
+    root = SHARED / f"cryoppp-{entry}"
+    masks = {}
+    for ours, theirs in SPLITS.items():
+        mics = find_micrographs([str(root / theirs / "images")])
+        if quick:
+            mics = mics[:1]
+        for m in mics:
+            shape = read_micrograph(m).image.shape
+            masks[(ours, m)] = (read_mask(root / theirs / "labels" / f"{m.stem}.png"), shape)
+    radius = mask_radius({str(k[1]): v for k, v in masks.items()})
+    d = {"radius": radius}
+    for ours in SPLITS:
+        folder = out / ours
+        folder.mkdir(parents=True, exist_ok=True)
+        labels = {}
+        for (split, path), (mask, shape) in masks.items():
+            if split != ours:
+                continue
+            link = folder / path.name
+            if not link.exists():
+                shutil.copyfile(path, link)
+            labels[path.stem] = particles_of_mask(mask, shape, radius, str(path))
+        write_labels(labels, out / f"{ours}.star", "star")
+        d[f"{ours}_mics"], d[f"{ours}_labels"] = folder, out / f"{ours}.star"
+    d = _count(d)
+    d["per_mic"] = d["n_train"] / max(1, len(find_micrographs([str(d["train_mics"])])))
+    return d
+
+
+def make_10017(out: Path, quick: bool) -> dict:
+    """Quarters of the 10017 micrograph: train top-left, validation bottom-left, test right half."""
+    mic = read_micrograph(EMPIAR_10017 / "Falcon_2012_06_12-14_33_35_0.jpg")
+    p = next(iter(read_labels(EMPIAR_10017 / "Falcon_2012_06_12-14_33_35_0.csv").values()))
+    h, w = mic.image.shape
+    pieces = {"train": (0, h // 2, 0, w // 2), "val": (h // 2, h, 0, w // 2), "test": (0, h, w // 2, w)}
+    if quick:  # smaller test piece
+        pieces["test"] = (0, h // 2, w // 2, w)
+    d = {"radius": (p.diameter or 108) / 2}
+    for name, (y0, y1, x0, x1) in pieces.items():
+        keep = (p.xy[:, 0] >= x0) & (p.xy[:, 0] < x1) & (p.xy[:, 1] >= y0) & (p.xy[:, 1] < y1)
+        stem = f"10017_{name}"
+        write_mrc(out / name / f"{stem}.mrc", mic.image[y0:y1, x0:x1])
+        write_labels({stem: Particles(p.xy[keep] - [x0, y0], None, p.diameter)}, out / f"{name}.star", "star")
+        d[f"{name}_mics"], d[f"{name}_labels"] = out / name, out / f"{name}.star"
+    d = _count(d)
+    d["per_mic"] = float(d["n_train"])  # the labelled density (some particles are unlabelled)
+    return d
+
+
+def _count(d: dict) -> dict:
+    for split in SPLITS:
+        d[f"n_{split}"] = int(sum(len(v) for v in read_labels(d[f"{split}_labels"]).values()))
+    return d
+
+
+def sparsify(d: dict, out: Path, fraction: float = SPARSE_FRACTION, seed: int = 0) -> dict:
+    """Keep a seeded random ``fraction`` of every training micrograph's particles (at least one)."""
+    rng = np.random.default_rng(seed)
+    full = read_labels(d["train_labels"])
+    kept = {}
+    for stem in sorted(full):
+        p = full[stem]
+        k = max(1, int(round(fraction * len(p)))) if len(p) else 0
+        kept[stem] = Particles(p.xy[np.sort(rng.choice(len(p), k, replace=False))], None, p.diameter)
+    out.mkdir(parents=True, exist_ok=True)
+    write_labels(kept, out / "train_sparse.star", "star")
+    s = dict(d, train_labels=out / "train_sparse.star")
+    s["n_train_labelled"] = int(sum(len(v) for v in kept.values()))
+    return s  # per_mic unchanged: the expected count of the full micrograph
+
+
+MAKERS = {"simulated": make_simulated, "empiar-10017": make_10017,
+          "cryoppp-10059": lambda out, quick: make_cryoppp(out, quick, "10059"),
+          "cryoppp-10947": lambda out, quick: make_cryoppp(out, quick, "10947")}
+
+
+def make_set(name: str, out: Path, quick: bool) -> dict:
+    """``name`` from MAKERS, optionally with ``-sparse30`` appended."""
+    base, _, variant = name.partition("-sparse")
+    if base not in MAKERS:
+        raise SystemExit(f"unknown set {name!r}; choose from {', '.join(MAKERS)} (+ '-sparse30')")
+    d = MAKERS[base](out / "data", quick)
+    if variant:
+        d = sparsify(d, out / "sparse", fraction=int(variant) / 100)
+    return d
