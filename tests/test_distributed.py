@@ -100,11 +100,16 @@ def _copy(samples: list[Sample]) -> list[Sample]:
 
 
 def _relabel_all(model, train: list[Sample]) -> tuple[dict, list[np.ndarray]]:
-    from cryopick.selftrain import _Orig, _relabel
+    from cryopick.config import RunConfig, SelfTrainConfig, TrainConfig
+    from cryopick.pipeline import RunData
+    from cryopick.relabel import Orig, Run, relabel
 
     samples = _copy(train) + [Sample("unlabelled", train[0].image[::-1].copy(), None, None, train[0].image.shape)]
-    originals = [_Orig(s.mask, s.coords) for s in samples]
-    stats = _relabel(model, samples, originals, 0.6, 0.4, RADIUS, 0.5, torch.device("cpu"), 128)
+    originals = [Orig(s.mask, s.coords) for s in samples]
+    cfg = RunConfig(train=TrainConfig(tile_size=128), selftrain=SelfTrainConfig(pseudo_labels="pixels"))
+    run = Run(cfg, Path("."), torch.device("cpu"), True, False, {}, RunData(samples, [], PREP, []), originals,
+              lambda m: None)
+    stats = relabel(run, [model], 0.6, 0.4, pu=False)
     return stats, [s.mask for s in samples]
 
 

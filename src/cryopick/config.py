@@ -69,6 +69,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the training model (first epoch slower; needs a C++ compiler on CPU)
     tile_size: int = 512  # inference tiles for validation / prediction
     resume: bool = False
+    init: str | None = None  # start weights: a checkpoint file, "general" (the shipped model), or None (from scratch)
 
 
 @dataclass
@@ -82,9 +83,14 @@ class SelfTrainConfig:
     dynamic_end: tuple[float, float] = (0.90, 0.10)  # ... at the last
     protect_ring: float = 0.5  # around each labelled particle, radius*(1+ring) is never made negative
     init: str | None = None  # start from this checkpoint instead of a supervised phase
-    retrain_loss: str = "combined"  # loss on pseudo-labels (their zeros are reliable negatives, so not pu)
-    rescale: bool = True  # thresholds act on each map stretched to its 1-99 percentile range (see selftrain)
+    retrain_loss: str = "auto"  # auto: pu (pseudo-particles join the labelled set) when the count is known, else combined
+    rescale: bool = True  # pixel mode: thresholds act on each map stretched to its 1-99 percentile range
     select_final: bool = True  # final_model.pt = best validation particle F1 among baseline and iterations
+    pseudo_labels: str = "particles"  # particles: top-k peaks painted as disks | pixels: the seed's thresholds
+    pseudo_fraction: float = 1.0  # particles: share of the missing count (expected - labelled) taken per micrograph
+    background_score: float = 0.5  # particles: background only below this x the k-th pseudo-particle's score
+    iteration_model: str = "best"  # best: each iteration's epoch with the best validation particle AP | last
+    teacher: str = "last"  # last: the latest model labels | ensemble: mean of the baseline and all iterations
 
 
 @dataclass
@@ -99,6 +105,7 @@ class PickConfig:
     formats: list[str] = field(default_factory=lambda: ["star"])
     box_size: int | None = None
     downsample: float | None = None  # None: the checkpoint's
+    radius: float | None = None  # particle radius, original px; None: the checkpoint's (the general model needs it)
 
 
 @dataclass

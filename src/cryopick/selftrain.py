@@ -1,24 +1,34 @@
-"""Self-training (positive-unlabelled learning) as in the self-training seed.
+"""Self-training (positive-unlabelled learning) as in the self-training seed, at the particle level.
 
 After a supervised phase, each iteration k = 1..N
-  1. predicts every training micrograph (labelled or not),
-  2. turns the map into pseudo-labels: 1 where p > positive threshold, 0 where
-     p < negative threshold, IGNORE (-1) in between,
+  1. predicts every training micrograph (labelled or not) with the teacher (the latest
+     model, or with ``teacher: ensemble`` the mean of the baseline and every iteration),
+  2. turns the maps into pseudo-labels (:mod:`cryopick.pseudo`): with ``--pseudo-labels
+     particles`` (default) the picker's peaks, the top k per micrograph where k is the
+     expected count (``--particles-per-micrograph``) minus the labelled particles, become
+     disks of the target radius, confidently low pixels far from any peak background, the
+     rest ignored; with ``pixels`` (the seed) 1 where p > positive threshold, 0 where
+     p < negative threshold, IGNORE in between,
   3. combines them with the original labels: labelled particles (1) and explicit
-     ignores (-1) always win, and a ring of ``protect_ring`` x radius around each
-     labelled particle is never made background (set to ignore instead),
-  4. fine-tunes the model on the combined masks for ``retrain_epochs``.
+     ignores (-1) always win, and within radius x (1 + ``protect_ring``) of each labelled
+     particle (the particle radius, not the smaller target disk) no pixel is background,
+  4. fine-tunes the model for ``retrain_epochs``. With ``retrain_loss: auto`` the loss is
+     the supervised phase's: positive-unlabelled when the expected count is known, the
+     pseudo-particles joining the labelled set (every other pixel unlabelled, the class
+     prior recomputed), else ``combined`` on the 1 / 0 / ignore masks. With
+     ``iteration_model: best`` the iteration's model is its epoch with the best validation
+     particle AP (as ``train`` selects best_model.pt).
 
-Thresholds are fixed (default 0.95 / 0.05) or follow the dynamic schedule of the
-action-plan seed: linear from ``dynamic_start`` at the first iteration to
+Thresholds (pixel mode) are fixed (default 0.95 / 0.05) or follow the dynamic schedule of
+the action-plan seed: linear from ``dynamic_start`` at the first iteration to
 ``dynamic_end`` at the last (0.98 -> 0.90 and 0.02 -> 0.10 by default).
 
 Outputs: baseline_model.pt, model_iteration_K.pt, final_model.pt and
 training_summary.json (config, per-iteration coverage, agreement, metrics, warnings).
 final_model.pt is the candidate (baseline or iteration) with the best particle F1 on
-the validation micrographs (``select_final``; ``final_iteration`` in the summary says
-which): on EMPIAR-10017 self-training lowered validation AP from 0.69 to 0.41, on hard
-simulated data it raised test AP from 0.875 to 0.924, so the held-out micrographs decide.
+the validation micrographs (``select_final``; ``final_iteration`` and ``shipped`` in the
+summary say which, ``final_particles`` its validation particle F1 and AP).
+Measured choices: benchmarks/results/selftrain_ideas.md.
 
 Under torchrun the retraining is distributed (``train.fit``), the pseudo-labelling pass
 predicts each rank's shard of the micrographs and gathers the new masks on every rank,
@@ -27,23 +37,27 @@ and rank 0 alone writes the files.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-
-import numpy as np
 
 from . import distributed as ddist
 from .checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import RunConfig, SelfTrainConfig, run_record, save_run_config
 from .data import Sample
 from .errors import InputError
-from .inference import predict_probability, resolve_amp
+from .inference import resolve_amp
 from .io.atomic import atomic_write_json, ensure_out_dir
 from .pipeline import RunData, load_run_data, resolve, store_threshold
-from .targets import IGNORE, disk_mask
-from .train import evaluate, fit, resolve_device
+from .pseudo import (combine_labels, coverage, drop_labelled, missing_particles, particle_pseudo_labels,  # noqa: F401
+                     positives_vs_unlabelled, pseudo_labels, rescale_probability, validate_thresholds)
+from .relabel import Orig, Run, relabel
+from .targets import IGNORE, pu_prior  # noqa: F401 (IGNORE: re-exported)
+from .train import fit, resolve_device, validate
+
+PSEUDO_MODES = ("particles", "pixels")
+TEACHERS = ("last", "ensemble")
 
 
 def thresholds_for(iteration: int, total: int, cfg: SelfTrainConfig) -> tuple[float, float]:
@@ -55,70 +69,28 @@ def thresholds_for(iteration: int, total: int, cfg: SelfTrainConfig) -> tuple[fl
     return p0 + t * (p1 - p0), n0 + t * (n1 - n0)
 
 
-def validate_thresholds(pos: float, neg: float) -> None:
-    if not (0 <= neg < pos <= 1):
-        raise InputError(f"thresholds must satisfy 0 <= negative < positive <= 1, got positive {pos}, negative {neg}")
-
-
-def pseudo_labels(prob: np.ndarray, pos: float, neg: float) -> np.ndarray:
-    """1 where prob > pos, 0 where prob < neg, IGNORE in between."""
-    validate_thresholds(pos, neg)
-    out = np.full(prob.shape, IGNORE, np.float32)
-    out[prob > pos] = 1.0
-    out[prob < neg] = 0.0
-    return out
-
-
-def rescale_probability(prob: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.ndarray:
-    """Stretch a probability map so its ``low``..``high`` percentiles span 0..1 (clipped).
-
-    A positive-unlabelled model ranks pixels well but is rarely confident: on simulated
-    micrographs at SNR 0.05 its probabilities spanned ~0.23-0.56, so the seeds' absolute
-    thresholds (0.95 / 0.05) selected no pixel at all. The thresholds then act on the
-    map's own range: 0.95 keeps the top few percent of the micrograph.
-    """
-    lo, hi = np.percentile(prob, [low, high])
-    return np.clip((prob - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0).astype(np.float32)
-
-
-def combine_labels(pseudo: np.ndarray, original: np.ndarray | None, coords: np.ndarray | None = None,
-                   radius: float = 0.0, protect_ring: float = 0.5) -> np.ndarray:
-    """Pseudo-labels overridden by the original labels.
-
-    Original positives (>= 0.5) and explicit ignores (-1) win; original zeros are
-    'unlabelled' and take the pseudo-label. Around each labelled particle, pixels
-    within radius * (1 + protect_ring) are never background: a 0 there becomes IGNORE.
-    """
-    combined = pseudo.astype(np.float32, copy=True)
-    if coords is not None and len(coords) and radius > 0 and protect_ring > 0:
-        ring = disk_mask(combined.shape, coords, radius * (1 + protect_ring))
-        combined[(ring > 0) & (combined == 0)] = IGNORE
-    if original is not None:
-        combined[original == IGNORE] = IGNORE
-        combined[original >= 0.5] = original[original >= 0.5]
-    return combined
-
-
-def coverage(mask: np.ndarray) -> dict[str, float]:
-    n = mask.size
-    return {"positive": 100.0 * float((mask >= 0.5).sum()) / n,
-            "negative": 100.0 * float(((mask >= 0) & (mask < 0.5)).sum()) / n,
-            "ignored": 100.0 * float((mask == IGNORE).sum()) / n}
-
-
-@dataclass
-class _Orig:
-    mask: np.ndarray | None
-    coords: np.ndarray | None
+def check_selftrain_config(st: SelfTrainConfig) -> None:
+    """One InputError line, naming the flag, for the first unusable self-training option."""
+    if st.iterations < 0 or st.retrain_epochs < 1:
+        raise InputError(f"--iterations must be >= 0 and --retrain-epochs >= 1 (got {st.iterations}, {st.retrain_epochs})")
+    if st.pseudo_labels not in PSEUDO_MODES:
+        raise InputError(f"--pseudo-labels must be one of {', '.join(PSEUDO_MODES)}, got {st.pseudo_labels!r}")
+    if st.teacher not in TEACHERS:
+        raise InputError(f"--teacher must be one of {', '.join(TEACHERS)}, got {st.teacher!r}")
+    if st.iteration_model not in ("best", "last"):
+        raise InputError(f"--iteration-model must be best or last, got {st.iteration_model!r}")
+    if not 0 <= st.pseudo_fraction <= 1:
+        raise InputError(f"--pseudo-fraction must be in [0, 1], got {st.pseudo_fraction}")
+    if not 0 <= st.background_score <= 1:
+        raise InputError(f"--background-score must be in [0, 1], got {st.background_score}")
+    for k in range(1, st.iterations + 1):
+        validate_thresholds(*thresholds_for(k, st.iterations, st))
 
 
 def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None] = print,
                   data: RunData | None = None) -> dict:
     st = cfg.selftrain
-    if st.iterations < 0 or st.retrain_epochs < 1:
-        raise InputError(f"--iterations must be >= 0 and --retrain-epochs >= 1 (got {st.iterations}, {st.retrain_epochs})")
-    for k in range(1, st.iterations + 1):
-        validate_thresholds(*thresholds_for(k, st.iterations, st))
+    check_selftrain_config(st)
     out = ensure_out_dir(out_dir)
     device = resolve_device(cfg.train.device)
     main = ddist.init_from_env(device).is_main
@@ -129,171 +101,200 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
     cfg = resolve(cfg, data)
     if main:
         save_run_config(cfg, out)
-    amp = resolve_amp(cfg.train.amp, device)
-    record = run_record(cfg)
-    train, val, prep = data.train, data.val, data.prep
-    originals = [_Orig(s.mask, s.coords) for s in train]
-    summary_path = out / "training_summary.json"
-    summary: dict = {"config": record, "iterations": [], "warnings": []}
+    run = Run(cfg, out, device, main, resolve_amp(cfg.train.amp, device), run_record(cfg), data,
+               [Orig(s.mask, s.coords) for s in data.train], log)
+    summary: dict = {"config": run.record, "iterations": [], "warnings": []}
 
-    # ---- phase 1: supervised (or a given checkpoint)
+    model = _supervised_phase(run, init_ckpt)
+    summary["baseline"], summary["baseline_particles"] = _val_metrics(run, model)
+    teachers = [copy.deepcopy(model)]  # fit trains the model in place: the ensemble keeps copies
+    for k in range(1, st.iterations + 1):
+        model = _iteration(run, k, model, teachers if st.teacher == "ensemble" else [model], summary)
+        if st.teacher == "ensemble":
+            teachers.append(copy.deepcopy(model))
+    _finish(run, summary)
+    return summary
+
+
+def _supervised_phase(run: Run, init_ckpt: dict | None):
+    """Phase 1: the supervised model (or the given / resumed one), saved as baseline_model.pt."""
+    cfg, out, st, log = run.cfg, run.out, run.cfg.selftrain, run.log
     baseline = out / "baseline_model.pt"
     if st.init:
         model = model_from_checkpoint(init_ckpt, st.init)
-        if main and not baseline.exists():
-            save_checkpoint(make_checkpoint(model, prep, config=record, epoch=0, history=[]), baseline)
+        if run.main and not baseline.exists():
+            save_checkpoint(make_checkpoint(model, run.data.prep, config=run.record, epoch=0, history=[]), baseline)
         log(f"starting from {st.init}")
     elif cfg.train.resume and baseline.exists():
         model = model_from_checkpoint(load_checkpoint(baseline), baseline)
         log(f"resuming: supervised phase already done ({baseline})")
     else:
         log("phase 1: supervised training")
-        result = fit(train, val, prep, cfg.model, cfg.train, out / "supervised", run_config=record, log=log)
-        best = out / "supervised" / "best_model.pt"
-        if main:
-            save_checkpoint(load_checkpoint(best), baseline)
-            store_threshold([baseline], val, cfg, log)  # so the baseline picks at its own calibrated threshold
+        fit(run.data.train, run.data.val, run.data.prep, cfg.model, cfg.train, out / "supervised", run_config=run.record,
+            log=log)
+        if run.main:
+            save_checkpoint(load_checkpoint(out / "supervised" / "best_model.pt"), baseline)
+            store_threshold([baseline], run.data.val, cfg, log)  # so the baseline picks at its own calibrated threshold
         ddist.barrier()
         model = model_from_checkpoint(load_checkpoint(baseline), baseline)
-    model.to(device)
-    base_metrics = evaluate(model, val, device, cfg.train.tile_size).as_dict() if val else None
-    summary["baseline"] = base_metrics
-    prev_loss = None
+    return model.to(run.device)
 
-    # ---- phase 2: iterations
-    for k in range(1, st.iterations + 1):
-        it_path = out / f"model_iteration_{k}.pt"
-        if cfg.train.resume and it_path.exists():
-            ckpt = load_checkpoint(it_path)
-            model = model_from_checkpoint(ckpt, it_path).to(device)
-            summary["iterations"].append(ckpt.get("selftrain_stats", {"iteration": k}))
-            prev_loss = summary["iterations"][-1].get("train_loss")
-            log(f"resuming: iteration {k} already done ({it_path})")
-            continue
-        pos, neg = thresholds_for(k, st.iterations, st)
-        log(f"self-training iteration {k}/{st.iterations}: thresholds positive {pos:.3f}, negative {neg:.3f}")
-        stats = _relabel(model, train, originals, pos, neg, prep.mask_radius, st.protect_ring, device,
-                         cfg.train.tile_size, amp=amp, rescale=st.rescale)
-        log(f"  pseudo-positive {stats['pseudo_positive']:.2f}%  reliable-negative {stats['reliable_negative']:.2f}%  "
-            f"ignored {stats['ignored']:.2f}%  agreement with labels {stats['label_agreement']:.3f}")
-        train_cfg = dataclasses.replace(cfg.train, seed=cfg.train.seed + k, loss=st.retrain_loss)
-        result = fit(train, val, prep, cfg.model, train_cfg, out / f"iteration_{k}", model=model,
-                     epochs=st.retrain_epochs, run_config=record, log=lambda m: log("  " + m))
-        model = result.model
-        stats.update({"iteration": k, "positive_threshold": pos, "negative_threshold": neg,
-                      "train_loss": result.history[-1]["train_loss"] if result.history else None,
-                      "validation": evaluate(model, val, device, cfg.train.tile_size).as_dict() if val else None})
-        warnings = _health(stats, prev_loss)
-        for w in warnings:
-            log(f"  warning: {w}")
-        stats["warnings"] = warnings
-        prev_loss = stats["train_loss"]
-        summary["iterations"].append(stats)
-        summary["warnings"] += [f"iteration {k}: {w}" for w in warnings]
-        if main:
-            ckpt = make_checkpoint(model, prep, config=record, epoch=k, history=result.history, selftrain_stats=stats)
-            save_checkpoint(ckpt, it_path)
-            atomic_write_json(summary_path, summary)
 
+def _val_metrics(run: Run, model) -> tuple[dict | None, dict | None]:
+    """(pixel metrics, particle AP / best F1) on the validation micrographs, or (None, None)."""
+    if not run.data.val:
+        return None, None
+    pixel, particles = validate(model, run.data.val, run.device, run.data.prep, run.cfg.train.tile_size, amp=run.amp)
+    return pixel.as_dict(), ({"ap": particles.ap, "f1": particles.best_f1} if particles is not None else None)
+
+
+def _iteration(run: Run, k: int, model, teachers: list, summary: dict):
+    """Iteration k: pseudo-label with ``teachers``, retrain ``model``; returns the iteration's model."""
+    cfg, st, log = run.cfg, run.cfg.selftrain, run.log
+    it_path = run.out / f"model_iteration_{k}.pt"
+    if cfg.train.resume and it_path.exists():
+        ckpt = load_checkpoint(it_path)
+        summary["iterations"].append(ckpt.get("selftrain_stats", {"iteration": k}))
+        log(f"resuming: iteration {k} already done ({it_path})")
+        return model_from_checkpoint(ckpt, it_path).to(run.device)
+    pos, neg = thresholds_for(k, st.iterations, st)
+    what = (f"thresholds positive {pos:.3f}, negative {neg:.3f}" if st.pseudo_labels == "pixels" else
+            f"particle pseudo-labels ({st.pseudo_fraction:g} of the missing count)")
+    log(f"self-training iteration {k}/{st.iterations}: {what}")
+    loss = retrain_loss(cfg)
+    stats = relabel(run, teachers, pos, neg, pu=loss == "pu")
+    log(f"  pseudo-positive {stats['pseudo_positive']:.2f}%  reliable-negative {stats['reliable_negative']:.2f}%  "
+        f"ignored {stats['ignored']:.2f}%  agreement with labels {stats['label_agreement']:.3f}"
+        + (f"  pseudo-particles {stats['pseudo_particles']} of {stats['wanted_particles']} wanted"
+           if st.pseudo_labels == "particles" else ""))
+    prior = _retrain_prior(run, loss)
+    train_cfg = dataclasses.replace(cfg.train, seed=cfg.train.seed + k, loss=loss, pu_prior=prior)
+    folder = run.out / f"iteration_{k}"
+    result = fit(run.data.train, run.data.val, run.data.prep, cfg.model, train_cfg, folder, model=model,
+                 epochs=st.retrain_epochs, run_config=run.record, log=lambda m: log("  " + m))
+    model = result.model
+    best = folder / "best_model.pt"
+    if st.iteration_model == "best" and run.data.val and best.exists():
+        model = model_from_checkpoint(load_checkpoint(best), best).to(run.device)
+    pixel, particles = _val_metrics(run, model)
+    stats.update({"iteration": k, "positive_threshold": pos, "negative_threshold": neg, "retrain_loss": loss,
+                  "pu_prior": prior, "train_loss": result.history[-1]["train_loss"] if result.history else None,
+                  "validation": pixel, "validation_particles": particles})
+    stats["warnings"] = warnings = _health(stats, result.history, st.pseudo_labels)
+    for w in warnings:
+        log(f"  warning: {w}")
+    summary["iterations"].append(stats)
+    summary["warnings"] += [f"iteration {k}: {w}" for w in warnings]
+    if run.main:
+        ckpt = make_checkpoint(model, run.data.prep, config=run.record, epoch=k, history=result.history,
+                               selftrain_stats=stats)
+        save_checkpoint(ckpt, it_path)
+        atomic_write_json(run.out / "training_summary.json", summary)
+    return model
+
+
+def retrain_loss(cfg: RunConfig) -> str:
+    """The loss of the iterations: ``auto`` keeps positive-unlabelled learning when the supervised
+    phase used it (the expected count or a prior is known), else ``combined``."""
+    loss = cfg.selftrain.retrain_loss
+    if loss == "auto":
+        return "pu" if cfg.train.loss == "pu" else "combined"
+    return loss
+
+
+def _retrain_prior(run: Run, loss: str) -> float | None:
+    """PU prior on the relabelled masks: pseudo-particles count as labelled, so it shrinks."""
+    if loss != "pu":
+        return run.cfg.train.pu_prior
+    per_mic = run.cfg.data.particles_per_micrograph
+    if not per_mic:
+        return run.cfg.train.pu_prior
+    return pu_prior([s.mask for s in run.data.train if s.mask is not None], per_mic, run.data.prep.mask_radius)
+
+
+def _finish(run: Run, summary: dict) -> None:
+    """Choose final_model.pt among the baseline and the iterations; log which and how good."""
+    out, st = run.out, run.cfg.selftrain
     final = out / "final_model.pt"
-    candidates = [baseline] + [out / f"model_iteration_{k}.pt" for k in range(1, st.iterations + 1)]
-    chosen, threshold = len(candidates) - 1, None
-    if main:
-        chosen, threshold = _select_final(candidates, val, cfg, st.select_final, log)
+    candidates = [out / "baseline_model.pt"] + [out / f"model_iteration_{k}.pt" for k in range(1, st.iterations + 1)]
+    chosen, threshold, scores = len(candidates) - 1, None, {}
+    if run.main:
+        chosen, threshold, scores = _select_final(candidates, run.data.val, run.cfg, st.select_final, run.log)
         save_checkpoint(load_checkpoint(candidates[chosen]), final)
-    chosen, threshold = ddist.broadcast_object((chosen, threshold))
+    chosen, threshold, scores = ddist.broadcast_object((chosen, threshold, scores))
     summary["pick_threshold"], summary["final_iteration"] = threshold, chosen
-    if val:
-        summary["final"] = summary["iterations"][chosen - 1]["validation"] if chosen else base_metrics
-    if main:
-        atomic_write_json(summary_path, summary)
+    summary["shipped"] = candidate_name(chosen)
+    summary["candidates"] = scores
+    if run.data.val:
+        summary["final"] = summary["iterations"][chosen - 1]["validation"] if chosen else summary["baseline"]
+    summary["final_particles"] = scores.get(summary["shipped"])
+    run.log(closing_line(summary))
+    if run.main:
+        atomic_write_json(out / "training_summary.json", summary)
     ddist.barrier()
-    return summary
+
+
+def candidate_name(k: int) -> str:
+    return "baseline" if k == 0 else f"iteration {k}"
+
+
+def closing_line(summary: dict) -> str:
+    """Which candidate became final_model.pt, with its validation particle F1 / AP against the baseline's."""
+    shipped = summary.get("shipped") or candidate_name(summary.get("final_iteration") or 0)
+    n = len(summary.get("iterations", []))
+    fin, base = summary.get("final_particles"), (summary.get("candidates") or {}).get("baseline")
+    if not fin:
+        return f"shipped {shipped} of {n} iteration(s) (no labelled validation micrographs to compare them)"
+    text = f"shipped {shipped} of {n} iteration(s): validation particle F1 {fin['f1']:.3f}, AP {fin['ap']:.3f}"
+    if base and shipped != "baseline":
+        text += f" (supervised baseline F1 {base['f1']:.3f}, AP {base['ap']:.3f})"
+    elif shipped == "baseline" and n:
+        text += " (no iteration beat the supervised baseline on validation)"
+    return text
 
 
 def _select_final(candidates: list[Path], val: list[Sample], cfg: RunConfig, select: bool,
-                  log: Callable[[str], None]) -> tuple[int, float | None]:
-    """Index of the model that becomes final_model.pt (0 = the supervised baseline) and its
-    calibrated pick threshold. With ``select``, the candidate with the best particle F1 on
-    the validation micrographs wins (later iterations win ties): self-training that did
-    not help on held-out micrographs is not shipped. Otherwise the last iteration."""
-    if not select or not any(s.coords is not None for s in val):
-        return len(candidates) - 1, store_threshold([candidates[-1]], val, cfg, log)
-    scores = []
+                  log: Callable[[str], None]) -> tuple[int, float | None, dict]:
+    """Index of the model that becomes final_model.pt (0 = the supervised baseline), its
+    calibrated pick threshold, and every scored candidate's validation particle F1 / AP. With
+    ``select``, the candidate with the best particle F1 on the validation micrographs wins
+    (later iterations win ties): self-training that did not help on held-out micrographs is
+    not shipped. Otherwise the last iteration."""
+    if not any(s.coords is not None for s in val):
+        return len(candidates) - 1, store_threshold([candidates[-1]], val, cfg, log), {}
+    scores, table = [], {}
     for k, path in enumerate(candidates):
-        thr = store_threshold([path], val, cfg, lambda m, k=k: log(f"  {'baseline' if k == 0 else f'iteration {k}'}: {m}"))
+        if not select and k < len(candidates) - 1:
+            continue
+        thr = store_threshold([path], val, cfg, lambda m, k=k: log(f"  {candidate_name(k)}: {m}"))
         calib = load_checkpoint(path).get("calibration") or {}
-        scores.append((calib.get("best_f1") or 0.0, k, thr))
+        f1, ap = calib.get("best_f1") or 0.0, calib.get("ap") or 0.0
+        table[candidate_name(k)] = {"f1": f1, "ap": ap}
+        scores.append((f1, k, thr))
     best_f1, k, thr = max(scores)
-    log(f"final model: {'the supervised baseline' if k == 0 else f'iteration {k}'} "
-        f"(best validation particle F1 {best_f1:.3f})")
-    return k, thr
+    return k, thr, table
 
 
 def _quiet(message: str) -> None:
     """The log of ranks other than 0: silent."""
 
 
-def _relabel(model, train: list[Sample], originals: list[_Orig], pos: float, neg: float, radius: float,
-             ring: float, device, tile: int, amp: bool = False, rescale: bool = True) -> dict:
-    """Replace each training sample's mask by its combined pseudo-labels; return coverage statistics.
-
-    Distributed, each rank predicts its shard of ``train`` and the masks and counts are
-    gathered on every rank (they all train on every micrograph next); the statistics are
-    summed in micrograph order, so they equal the single-process ones.
-    """
-    distributed = ddist.is_distributed()
-    mine = []
-    for i in ddist.shard_indices(len(train)):
-        s, orig = train[i], originals[i]
-        prob = predict_probability(model, s.image, tile=tile, device=device, amp=amp)
-        pseudo = pseudo_labels(rescale_probability(prob) if rescale else prob, pos, neg)
-        mask = combine_labels(pseudo, orig.mask, orig.coords, radius, ring)
-        counts = {"coverage": coverage(mask), "pseudo_pos": float((pseudo == 1).sum()),
-                  "pseudo_neg": float((pseudo == 0).sum()), "agree": 0.0, "n_orig": 0}
-        if orig.mask is not None:
-            lab = orig.mask >= 0.5
-            counts["agree"] = float((prob[lab] >= 0.5).sum())
-            counts["n_orig"] = int(lab.sum())
-        mine.append((i, (_pack_mask(mask) if distributed else mask, counts)))
-    results = ddist.merge_shards(ddist.all_gather_object(mine))
-
-    totals = {"positive": 0.0, "negative": 0.0, "ignored": 0.0}
-    pseudo_pos = pseudo_neg = 0.0
-    agree, n_orig = 0.0, 0
-    n_px = 0
-    for s, (mask, counts) in zip(train, results):
-        s.mask = _unpack_mask(mask)
-        c = counts["coverage"]
-        for key in totals:
-            totals[key] += c[key] * s.mask.size
-        pseudo_pos += counts["pseudo_pos"]
-        pseudo_neg += counts["pseudo_neg"]
-        n_px += s.mask.size
-        agree += counts["agree"]
-        n_orig += counts["n_orig"]
-    return {"pseudo_positive": 100 * pseudo_pos / n_px, "reliable_negative": 100 * pseudo_neg / n_px,
-            "positive": totals["positive"] / n_px, "negative": totals["negative"] / n_px,
-            "ignored": totals["ignored"] / n_px, "label_agreement": agree / n_orig if n_orig else float("nan")}
-
-
-def _pack_mask(mask: np.ndarray) -> np.ndarray:
-    """int8 when the mask holds only -1/0/1 (4x less to send between ranks), else unchanged."""
-    small = mask.astype(np.int8)
-    return small if np.array_equal(small, mask) else mask
-
-
-def _unpack_mask(mask: np.ndarray) -> np.ndarray:
-    return mask.astype(np.float32) if mask.dtype == np.int8 else mask
-
-
-def _health(stats: dict, prev_loss: float | None) -> list[str]:
-    """The seed's warning signs."""
+def _health(stats: dict, history: list[dict], mode: str = "particles") -> list[str]:
+    """Warning signs of one iteration, each naming the flag that addresses it. The training loss is
+    compared within the iteration (its targets change between iterations, so across them it
+    says nothing); the ignored share only in pixel mode (particle mode ignores most pixels by design)."""
     w = []
-    if prev_loss is not None and stats.get("train_loss") is not None and stats["train_loss"] > prev_loss:
-        w.append(f"training loss rose ({prev_loss:.4f} -> {stats['train_loss']:.4f}); consider a lower --lr")
+    losses = [h["train_loss"] for h in history if h.get("train_loss") is not None]
+    if len(losses) >= 2 and losses[-1] > losses[0]:
+        w.append(f"training loss rose during the iteration ({losses[0]:.4f} -> {losses[-1]:.4f}); consider a lower --lr")
     if stats["pseudo_positive"] > 50:
-        w.append(f"pseudo-positive coverage {stats['pseudo_positive']:.1f}% > 50%; raise --positive-threshold")
-    if stats["ignored"] > 50:
-        w.append(f"ignored pixels {stats['ignored']:.1f}% > 50%; widen the threshold gap")
+        flag = "raise --positive-threshold" if mode == "pixels" else "lower --pseudo-fraction or --particles-per-micrograph"
+        w.append(f"pseudo-positive coverage {stats['pseudo_positive']:.1f}% > 50%; {flag}")
+    if mode == "pixels" and stats["ignored"] > 50:
+        w.append(f"ignored pixels {stats['ignored']:.1f}% > 50%; narrow the band (lower --positive-threshold or "
+                 "raise --negative-threshold), or use --pseudo-labels particles")
+    wanted, got = stats.get("wanted_particles", 0), stats.get("pseudo_particles", 0)
+    if mode == "particles" and wanted and got < 0.5 * wanted:
+        w.append(f"only {got} of {wanted} wanted pseudo-particles were found as peaks; check "
+                 "--particles-per-micrograph (expected particles per micrograph)")
     return w

@@ -68,6 +68,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channels-last", action=BOOL, default=None, help="NHWC memory format (default on for CUDA)")
     g.add_argument("--compile", action=BOOL, default=None, help="torch.compile the model for training (default off)")
     g.add_argument("--resume", action="store_true", default=None, help="continue from OUT/model.pt")
+    g.add_argument("--pretrained", dest="init_weights", metavar="CKPT",
+                   help="start the weights from this checkpoint, or 'general' (the model shipped with cryopick)")
 
 
 def add_selftrain_args(p: argparse.ArgumentParser, title: str = "self-training") -> None:
@@ -80,6 +82,20 @@ def add_selftrain_args(p: argparse.ArgumentParser, title: str = "self-training")
                    help="relax thresholds linearly over iterations (0.98->0.90, 0.02->0.10)")
     g.add_argument("--rescale", action=BOOL, default=None,
                    help="apply the thresholds to each map stretched to its 1-99 percentile range (default on)")
+    g.add_argument("--pseudo-labels", choices=["particles", "pixels"],
+                   help="particles (default): the top-k peaks per micrograph, k = --particles-per-micrograph minus the "
+                        "labelled ones, become disks; pixels: the seed's probability thresholds")
+    g.add_argument("--pseudo-fraction", type=float,
+                   help="particles: share of the missing particles taken as pseudo-labels (default 1)")
+    g.add_argument("--background-score", type=float,
+                   help="particles: pixels are background only below this fraction of the k-th peak's score (default 0.5)")
+    g.add_argument("--retrain-loss", choices=["auto", "pu", "combined", "focal", "bce", "dice"],
+                   help="loss of the iterations; auto (default): pu with pseudo-particles as labelled when "
+                        "--particles-per-micrograph is given, else combined")
+    g.add_argument("--iteration-model", choices=["best", "last"],
+                   help="model an iteration hands on: its epoch with the best validation particle AP (default) or its last")
+    g.add_argument("--teacher", choices=["last", "ensemble"],
+                   help="who pseudo-labels: the latest model (default) or the mean of the baseline and every iteration")
     g.add_argument("--init", metavar="CKPT", help="skip the supervised phase and start from this checkpoint")
     g.add_argument("--select-final", action=BOOL, default=None,
                    help="final_model.pt is the baseline or iteration with the best validation particle F1 "
@@ -93,14 +109,16 @@ FLAG_MAP = {
     "downsample": ("data", "downsample"), "normalize": ("data", "normalize"),
     "mask_radius_scale": ("data", "mask_radius_scale"), "val_fraction": ("data", "val_fraction"),
     "particles_per_micrograph": ("data", "particles_per_micrograph"),
-    "arch": ("model", "arch"), "base_features": ("model", "base_features"),
+    "arch": ("model", "arch"), "base_features": ("model", "base_features"), "init_weights": ("train", "init"),
     "seed": ("train", "seed"), "device": ("train", "device"),
     **{k: ("train", k) for k in ["patch_size", "patches_per_epoch", "epochs", "batch_size", "lr", "weight_decay",
                                  "scheduler", "t0", "t_mult", "eta_min", "loss", "focal_weight", "dice_weight",
                                  "augment", "balanced_sampling", "positive_share", "eval_every", "num_workers", "pu_prior",
                                  "amp", "channels_last", "compile", "resume"]},
     **{k: ("selftrain", k) for k in ["iterations", "retrain_epochs", "positive_threshold", "negative_threshold",
-                                     "dynamic_thresholds", "init", "rescale", "select_final"]},
+                                     "dynamic_thresholds", "init", "rescale", "select_final", "pseudo_labels",
+                                     "pseudo_fraction", "background_score", "retrain_loss", "iteration_model",
+                                     "teacher"]},
 }
 
 

@@ -20,13 +20,7 @@ def add_args(p):
 
 
 def main(args):
-    from ..selftrain import selftrain_run
+    from ..selftrain import closing_line, selftrain_run
 
     summary = selftrain_run(config_from_args(args), args.out)
-    final = summary.get("final") or {}
-    base = summary.get("baseline") or {}
-    if final:
-        print(f"done: validation F1 {base.get('f1', float('nan')):.4f} (supervised) -> {final.get('f1', float('nan')):.4f} "
-              f"(after {len(summary['iterations'])} iterations); models in {args.out}")
-    else:
-        print(f"done: {len(summary['iterations'])} iterations; models in {args.out}")
+    print(f"done: {closing_line(summary)}; models in {args.out}")

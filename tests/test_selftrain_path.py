@@ -1,0 +1,49 @@
+"""Self-training through the real `cryopick selftrain` path, on a tiny simulated set."""
+
+import json
+
+import numpy as np
+import pytest
+
+import cryopick.relabel as relabel_mod
+from cryopick.cli import main
+from cryopick.simulate import SimulationConfig
+from cryopick.splits import simulated_splits
+from cryopick.targets import disk_mask
+
+TINY = ["--base-features", "4", "--patch-size", "64", "--patches-per-epoch", "8", "--batch-size", "4",
+        "--device", "cpu", "--epochs", "1", "--iterations", "1", "--retrain-epochs", "1"]
+RING = 0.5
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sim")
+    return simulated_splits(root, SimulationConfig(size=96, diameter=16, snr=0.5, labelled_fraction=0.5, seed=1), 2, 1, 1)
+
+
+@pytest.mark.parametrize("mode", ["particles", "pixels"])
+def test_selftrain_protects_the_ring_at_the_particle_radius(sim, tmp_path, monkeypatch, mode):
+    calls = []
+    real = relabel_mod.combine_labels
+
+    def spy(pseudo, original, coords=None, radius=0.0, protect_ring=0.5):
+        out = real(pseudo, original, coords, radius, protect_ring)
+        calls.append((radius, protect_ring, coords, out))
+        return out
+
+    monkeypatch.setattr(relabel_mod, "combine_labels", spy)
+    out = tmp_path / "st"
+    rc = main(["selftrain", "--images", str(sim.train_mics), "--labels", str(sim.train_labels), "--val-images",
+               str(sim.val_mics), "--val-labels", str(sim.val_labels), "--radius", "8", "--out", str(out),
+               "--pseudo-labels", mode, "--particles-per-micrograph", str(sim.particles_per_micrograph), *TINY])
+    assert rc == 0
+    s = json.loads((out / "training_summary.json").read_text())
+    downsample = s["config"]["data"]["downsample"]
+    assert calls and all(r == pytest.approx(8 / downsample) for r, *_ in calls)  # not the 0.6 x target disk
+    assert all(ring == RING for _, ring, *_ in calls)
+    for radius, ring, coords, mask in calls:  # the relabelled masks: no background inside radius x (1 + ring)
+        if coords is not None and len(coords):
+            zone = disk_mask(mask.shape, coords, radius * (1 + ring)) > 0
+            assert not (mask[zone] == 0).any()
+    assert s["shipped"] in ("baseline", "iteration 1") and s["final_particles"]["f1"] is not None
