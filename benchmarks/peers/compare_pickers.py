@@ -72,7 +72,7 @@ def run_child(cmd: list[str], log: Path) -> tuple[float, float]:
     return time.perf_counter() - t, usage.ru_maxrss / 1024
 
 
-def _pick_splits(models: list[str], d: dict, work: Path) -> tuple[dict, float, float]:
+def _pick_splits(models: list[str], d: dict, work: Path, extra: tuple = ()) -> tuple[dict, float, float]:
     """``cryopick pick --all-candidates`` on the validation and test micrographs: (picks, s/mic, peak MB)."""
     picks, pick_s, pick_mem = {}, 0.0, 0.0
     for split in ("val", "test"):
@@ -81,7 +81,7 @@ def _pick_splits(models: list[str], d: dict, work: Path) -> tuple[dict, float, f
             shutil.rmtree(out)
         model_args = [x for m in models for x in ("--model", m)]
         s, mem = run_child([str(CRYOPICK), "pick", *model_args, "--out", str(out), str(d[f"{split}_mics"]),
-                            "--all-candidates", "--device", "cpu"], work / f"pick_{split}.log")
+                            "--all-candidates", "--device", "cpu", *extra], work / f"pick_{split}.log")
         picks[split] = {k: (v.xy, v.scores) for k, v in read_labels(out / "picks.star").items()}
         if split == "test":
             pick_s, pick_mem = s / max(1, len(find_micrographs([str(d["test_mics"])]))), mem
@@ -104,13 +104,14 @@ def run_cryopick(d: dict, work: Path, a, command: str = "train") -> dict:
             cmd += ["--iterations", "1", "--retrain-epochs", "1"]
     train_s, train_mem = run_child(cmd, work / "train.log")
     model = work / "run" / ("final_model.pt" if command == "selftrain" else "best_model.pt")
-    picks, pick_s, pick_mem = _pick_splits([str(model)], d, work)
+    picks, pick_s, pick_mem = _pick_splits([str(model)], d, work, tuple(a.pick_args.split()))
     return {"picks": picks, "train_s": train_s, "pick_s_per_mic": pick_s, "peak_mb": max(train_mem, pick_mem)}
 
 
 def run_cryopick_general(d: dict, work: Path, a) -> dict:
     work.mkdir(parents=True, exist_ok=True)
-    picks, pick_s, pick_mem = _pick_splits(["general"], d, work)
+    extra = ("--radius", str(d["radius"]), *a.pick_args.split())
+    picks, pick_s, pick_mem = _pick_splits([a.general_model or "general"], d, work, extra)
     return {"picks": picks, "train_s": 0.0, "pick_s_per_mic": pick_s, "peak_mb": pick_mem}
 
 
@@ -198,7 +199,9 @@ def run_row(set_name: str, picker: str, d: dict, work: Path, a) -> dict:
     extra = {k: r[k] for k in ("updates", "method_used", "radius_scale") if k in r}
     row = {"set": set_name, "picker": picker, "tag": a.tag if picker.startswith("cryopick") else "",
            **score(r, d), "train_s": r["train_s"], "pick_s_per_mic": r["pick_s_per_mic"], "peak_mb": r["peak_mb"],
-           "cryopick_args": a.cryopick_args if picker.startswith("cryopick") else "", **extra}
+           "cryopick_args": a.cryopick_args if picker.startswith("cryopick") else "",
+           "pick_args": a.pick_args if picker.startswith("cryopick") else "",
+           "general_model": a.general_model if picker == "cryopick-general" else "", **extra}
     work.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(row, indent=2))
     print(f"   AP {row['AP']:.3f}  best F1 {row['best_F1']:.3f}  calibrated F1 {row['cal_F1']:.3f}  "
@@ -238,6 +241,9 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse", action="store_true", help="take cached rows (WORK/<set>/<picker>/row.json)")
     ap.add_argument("--tag", default="", help="names this cryopick variant in the results (e.g. a lever)")
     ap.add_argument("--cryopick-args", default="", help="extra flags for cryopick train/selftrain")
+    ap.add_argument("--pick-args", default="", help="extra flags for cryopick pick, e.g. '--tta'")
+    ap.add_argument("--general-model", default="", help="cryopick-general: this checkpoint instead of the shipped "
+                                                         "one (leave-one-dataset-out models)")
     ap.add_argument("--topaz-epochs", type=int, default=4)
     ap.add_argument("--topaz-epoch-size", type=int, default=250)
     a = ap.parse_args(argv)

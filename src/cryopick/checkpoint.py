@@ -37,7 +37,12 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, expect_arch: str | None = None) -> dict[str, Any]:
-    """Read and validate a checkpoint; one clear CheckpointError line when it is unusable."""
+    """Read and validate a checkpoint (``general``: the packaged general model); one clear
+    CheckpointError line when it is unusable."""
+    if str(path) == "general":
+        from .pretrained import general_path
+
+        path = general_path()
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")

@@ -97,7 +97,8 @@ class SelfTrainConfig:
 class PickConfig:
     threshold: float | None = None  # None: the checkpoint's calibrated threshold
     min_distance: float | None = None  # px, original micrograph; None: the particle radius
-    score: str = "peak"  # peak | mean
+    score: str = "peak"  # peak: smoothed map at the peak | mean: map averaged over the target disk
+    tta: bool = False  # average the 8 flips/rotations of each tile (8x the network time)
     min_area: int = 0
     tile_size: int = 512
     overlap: int = 64
