@@ -1,6 +1,7 @@
 """The ``cryopick`` command: subcommands grouped by stage, each a thin module in ``commands/``.
 
-Errors meant for the user (``CryopickError``) print as one line and exit non-zero;
+Errors meant for the user (``CryopickError``), a system error (``OSError``: disk full,
+permission denied) and a bad command line print as one line and exit non-zero;
 ``--debug`` shows the traceback of anything else.
 """
 
@@ -13,7 +14,7 @@ import sys
 import traceback
 
 from . import __version__
-from .errors import CryopickError
+from .errors import CryopickError, os_error_exit_code, os_error_message
 
 GROUPS = {
     "data": ["simulate", "prepare"],
@@ -23,13 +24,20 @@ GROUPS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (argparse prints the usage block first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def _module(name: str):
     return importlib.import_module(f".commands.{name}", __package__)
 
 
 def build_parser() -> argparse.ArgumentParser:
     epilog = "\n".join(f"{group}: {', '.join(cmds)}" for group, cmds in GROUPS.items())
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cryopick",
         description="Cryo-EM particle picking with U-Net / Attention U-Net and self-training.",
         epilog="commands by stage:\n" + epilog + "\n\nrun 'cryopick COMMAND --help' for each command's options",
@@ -66,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"cryopick {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # one no handler named: still one line, with the file and what to change
+        if debug:
+            traceback.print_exc()
+        print(f"cryopick {args.command}: error: {_one_line(os_error_message(e))}", file=sys.stderr)
+        return os_error_exit_code(e)
     except KeyboardInterrupt:
         print(f"cryopick {args.command}: interrupted", file=sys.stderr)
         return 130

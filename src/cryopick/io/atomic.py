@@ -1,7 +1,10 @@
 """Atomic file output: write to a temporary file beside the target, then ``os.replace``.
 
 A reader never sees a half-written file, and a failure (an exception, a full disk)
-leaves any previous file at the target untouched and no temporary file behind.
+leaves any previous file at the target untouched and no temporary file behind. A write
+that fails with an OSError (disk full, permission denied; also inside ``torch.save``,
+which reports it as a RuntimeError) becomes one :class:`OutputError` line naming the
+file and what to free or change.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from cryopick.errors import OutputError
+from cryopick.errors import OutputError, write_error_message
 
 __all__ = [
     "atomic_path",
@@ -103,10 +106,30 @@ def _create_temp(target: Path) -> tuple[Path, int]:
     try:
         fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
     except OSError as exc:
-        raise OutputError(
-            f"{target}: cannot write in {target.parent} ({exc.strerror or exc}); check permissions and free space"
-        ) from None
+        raise OutputError(write_error_message(target, exc)) from None
     return tmp, fd
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """``exc`` if it is an OSError, else the OSError it was raised from or while handling (e.g.
+    ``torch.save`` turns a failed write into ``RuntimeError: ... unexpected pos``)."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def _failed(tmp: Path, target: Path, exc: BaseException) -> None:
+    """Remove the temporary file; re-raise a write's OSError as one OutputError line."""
+    _remove_quietly(tmp)
+    if isinstance(exc, OutputError):
+        return
+    os_error = _os_error_in(exc) if isinstance(exc, Exception) else None
+    if os_error is not None:
+        raise OutputError(write_error_message(target, os_error)) from exc
 
 
 def _fsync_file(path: Path) -> None:
@@ -135,6 +158,7 @@ def _commit(tmp: Path, target: Path) -> None:
     try:
         os.replace(tmp, target)
     except OSError as exc:
+        _remove_quietly(tmp)
         raise OutputError(
             f"{target}: cannot replace the file ({exc.strerror or exc}); check permissions and that it is not a folder"
         ) from None
@@ -160,8 +184,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         _fsync_file(tmp)
-    except BaseException:
-        _remove_quietly(tmp)
+    except BaseException as exc:
+        _failed(tmp, target, exc)
         raise
     _commit(tmp, target)
 
@@ -184,8 +208,8 @@ def atomic_write(
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-    except BaseException:
-        _remove_quietly(tmp)
+    except BaseException as exc:
+        _failed(tmp, target, exc)
         raise
     _commit(tmp, target)
 
