@@ -30,6 +30,10 @@ every writer converts out of it:
 Label sets are keyed by micrograph *stem*: the name without directories or micrograph
 suffixes (``MotionCorr/x_0.mrc`` → ``x_0``). Files without a name column (box, CryoPPP
 CSV, STAR without ``rlnMicrographName``) take the stem of the label file itself.
+cryoSPARC names the micrographs it imports with a numeric UID prefix
+(``J12/imported/012345678901234567890_x_0.mrc``); when pairing labels with micrographs
+(:func:`align_names`, run by :func:`validate_labels`) a name matches a micrograph also
+once that prefix (15 or more digits and ``_``) is dropped from either name.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ import numpy as np
 from cryopick.errors import InputError
 from cryopick.io.atomic import atomic_path, atomic_write, atomic_write_text, ensure_out_dir
 from cryopick.io.micrographs import micrograph_stem
+from cryopick.io.names import align_names, strip_uid
 
 __all__ = [
     "Particles",
@@ -63,6 +68,8 @@ __all__ = [
     "write_labels",
     "validate_labels",
     "deduplicate",
+    "strip_uid",
+    "align_names",
 ]
 
 FORMATS = ("star", "cryosparc", "box", "topaz", "csv", "json")
@@ -809,11 +816,14 @@ def validate_labels(
 ) -> list[str]:
     """Check labels against micrographs ``shapes`` (stem → ``(H, W)``); return warnings.
 
-    Raises :class:`InputError` when no label name matches a micrograph, or when a
-    particle lies outside its micrograph. Unmatched names and duplicate particles
-    (closer than 0.5 px; see :func:`deduplicate`) are reported as warnings.
+    Entries that name a micrograph only without cryoSPARC's UID prefix are first renamed
+    to it, in ``labels`` (:func:`align_names`). Raises :class:`InputError` when no label
+    name matches a micrograph, or when a particle lies outside its micrograph. Unmatched
+    names and duplicate particles (closer than 0.5 px; see :func:`deduplicate`) are
+    reported as warnings.
     """
     src = os.fspath(source)
+    align_names(labels, shapes, src)
     warnings: list[str] = []
     matched = [s for s in labels if s in shapes]
     if not matched:
