@@ -32,6 +32,7 @@ from .peaks import find_peaks
 from .preprocess import preprocess, to_original
 
 CANDIDATE_FLOOR = 0.05  # peaks below this smoothed probability are never kept
+FALLBACK_THRESHOLD = 0.5  # the pick threshold of a checkpoint without a calibrated one
 
 
 @dataclass
@@ -88,7 +89,7 @@ class Picker:
         xy, scores = self.peaks(prob)
         xy = to_original(xy, self.prep.downsample) if len(xy) else xy.reshape(0, 2)
         if not all_candidates:
-            t = self.threshold if self.threshold is not None else 0.5
+            t = self.threshold if self.threshold is not None else FALLBACK_THRESHOLD
             keep = scores >= t
             xy, scores = xy[keep], scores[keep]
         return Picks(name, xy, scores, prob if keep_prob else None)
@@ -128,8 +129,11 @@ OUTPUT_NAMES = {"star": "picks.star", "cryosparc": "picks_cryosparc.star", "topa
 
 def pick_to_files(mics: list[str], models: list[str], cfg: PickConfig, out_dir: str | Path, device="cpu",
                   per_micrograph: bool = False, all_candidates: bool = False, save_maps: bool = False,
-                  amp: bool | None = None) -> dict:
+                  amp: bool | None = None, final_dir: str | Path | None = None) -> dict:
     """Pick every micrograph and write the requested formats into ``out_dir``; returns a summary.
+
+    ``final_dir``: where the outputs will be once ``out_dir`` is renamed (a staging folder
+    of ``pick --overwrite``); the summary names the output files there.
 
     ``amp`` (CUDA only; None: on for CUDA) runs the network in bf16/fp16. Under torchrun the
     micrographs are sharded over the ranks (``distributed.shard``), each rank writes the
@@ -169,11 +173,12 @@ def pick_to_files(mics: list[str], models: list[str], cfg: PickConfig, out_dir: 
     written = []
     if main:
         for fmt in cfg.formats:
-            written += [str(x) for x in write_labels(labels, out / OUTPUT_NAMES[fmt], fmt, box_size=box,
-                                                     per_micrograph=per_micrograph, micrograph_suffix=suffix) or []]
+            files = write_labels(labels, out / OUTPUT_NAMES[fmt], fmt, box_size=box, per_micrograph=per_micrograph,
+                                 micrograph_suffix=suffix) or []
+            written += [str(Path(final_dir) / Path(x).relative_to(out) if final_dir else x) for x in files]
     written = ddist.broadcast_object(written)
     summary = {"n_micrographs": len(paths), "n_picks": int(sum(len(v) for v in labels.values())),
-               "threshold": 0.0 if all_candidates else (picker.threshold if picker.threshold is not None else 0.5),
+               "threshold": 0.0 if all_candidates else (picker.threshold if picker.threshold is not None else FALLBACK_THRESHOLD),
                "calibrated_threshold": picker.threshold, "seconds": seconds,
                "seconds_per_micrograph": seconds / max(1, len(paths)), "models": [str(m) for m in models],
                "downsample": picker.prep.downsample, "radius": picker.prep.radius, "outputs": written,

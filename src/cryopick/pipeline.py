@@ -13,8 +13,9 @@ from .config import DataConfig, RunConfig, TrainConfig, run_record, save_run_con
 from .data import LoadedData, Preprocessing, Sample, check_pixel_sizes, load_samples, split_train_val
 from .errors import CheckpointError, InputError
 from .io.atomic import atomic_write_json, ensure_out_dir, remove_stale_temps
+from .io.outdir import RUN_OUTPUTS, clear_outputs, matcher
 from .models import UNetFamily
-from .picking import Picker, calibrate_threshold
+from .picking import FALLBACK_THRESHOLD, Picker, calibrate_threshold
 from .targets import pu_prior
 from .train import FitResult, fit, resolve_device, resolve_model_config, resolve_train_config
 
@@ -49,6 +50,8 @@ def load_run_data(cfg: RunConfig, log: Callable[[str], None] = print) -> RunData
         train = loaded.samples
     else:
         train, val = split_train_val(loaded.samples, d.val_fraction, cfg.train.seed)
+    if not any(s.coords is not None or s.mask is not None for s in val):
+        warnings.append(no_validation_warning(train, bool(d.val_images), d.val_fraction))
     for w in warnings:
         log(f"warning: {w}")
     n_lab = sum(s.mask is not None for s in train)
@@ -58,6 +61,15 @@ def load_run_data(cfg: RunConfig, log: Callable[[str], None] = print) -> RunData
         f"downsample {loaded.prep.downsample:g}, particle radius {loaded.prep.radius:g} px "
         f"({loaded.prep.radius / loaded.prep.downsample:.1f} px after downsampling)")
     return RunData(train, val, loaded.prep, warnings)
+
+
+def no_validation_warning(train: list[Sample], given: bool, val_fraction: float) -> str:
+    why = ("the --val-images have no labels (pass --val-labels)" if given else
+           f"{sum(s.mask is not None for s in train)} labelled micrograph(s) at --val-fraction {val_fraction:g} leave "
+           "none to hold out")
+    return (f"no labelled validation micrographs: {why}; there is no validation F1, best_model.pt is not chosen on "
+            f"held-out data and picking falls back to threshold {FALLBACK_THRESHOLD:g}; pass --val-images MICS "
+            "--val-labels LABELS")
 
 
 def resolve(cfg: RunConfig, data: RunData) -> RunConfig:
@@ -122,8 +134,12 @@ def check_resume_point(cfg: RunConfig, path: Path) -> RunConfig:
 
 
 def train_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None] = print,
-              data: RunData | None = None, model: UNetFamily | None = None) -> tuple[FitResult, RunConfig]:
-    """Supervised training of one run: data -> fit -> calibrated threshold -> summary."""
+              data: RunData | None = None, model: UNetFamily | None = None,
+              overwrite: bool = False) -> tuple[FitResult, RunConfig]:
+    """Supervised training of one run: data -> fit -> calibrated threshold -> summary.
+
+    ``overwrite``: remove an earlier run's files from ``out_dir`` once the inputs are read
+    and the configuration resolved (so a bad input keeps the earlier run)."""
     out = ensure_out_dir(out_dir)
     data = data or load_run_data(cfg, log)
     if cfg.train.resume and model is None:
@@ -131,6 +147,9 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None] = 
         remove_stale_temps(out, RUN_FILES)  # left by a killed run; harmless, but a resumed run ends tidy
     cfg = resolve(cfg, data)
     main = ddist.init_from_env(resolve_device(cfg.train.device)).is_main  # under torchrun rank 0 writes
+    if main and overwrite:
+        clear_outputs(out, matcher(RUN_OUTPUTS))
+    ddist.barrier()
     if main:
         save_run_config(cfg, out)
     result = fit(data.train, data.val, data.prep, cfg.model, cfg.train, out, model=model, run_config=run_record(cfg),

@@ -43,11 +43,15 @@ def main(args):
     from ..compare import parse_seeds, parse_vary, run_comparison
     from ..errors import InputError
 
+    from ._checks import check_run_config
+
+    cfg = config_from_args(args)
+    check_run_config(cfg, selftrain=True)
     variation = parse_vary(args.vary)
     seeds = parse_seeds(args.seeds) if args.seeds else None
     if seeds is not None and args.seed is not None:
         raise InputError("give --seed or --seeds, not both")
-    result = run_comparison(config_from_args(args), variation, args.out, seeds=seeds, curve_every=args.curve_every)
+    result = run_comparison(cfg, variation, args.out, seeds=seeds, curve_every=args.curve_every)
     for name in result["names"]:
         m = result["variants"][name]["metrics"]
         f1 = m.get("best_f1")

@@ -2,13 +2,16 @@
 
 Several --model checkpoints form an ensemble (their probability maps are averaged).
 The threshold defaults to the one calibrated on validation micrographs at training
-time. Coordinates are in original-micrograph pixels whatever the downsampling.
+time. Coordinates are in original-micrograph pixels whatever the downsampling. An OUT
+holding earlier picks needs --overwrite, which replaces the whole output set at once.
 
 example:
   cryopick pick --model runs/unet/best_model.pt --out picks/ mics/ --format star --format box --box-size 128
 """
 
+from ._checks import check_pick_config
 from ._common import add_common
+from ._outputs import add_overwrite, output_folder
 
 
 def add_args(p):
@@ -27,23 +30,25 @@ def add_args(p):
     p.add_argument("--per-micrograph", action="store_true", help="one STAR/TSV/JSON file per micrograph")
     p.add_argument("--all-candidates", action="store_true", help="write every candidate peak (for PR curves), ignore --threshold")
     p.add_argument("--save-maps", action="store_true", help="also write probability maps (MRC)")
+    add_overwrite(p, "earlier picks")
     add_common(p)
 
 
 def main(args):
     from ..config import PickConfig, RunConfig, save_run_config
-    from ..errors import InputError
+    from ..io.outdir import PICK_OUTPUTS, is_rank0
     from ..picking import pick_to_files
     from ..train import resolve_device
 
-    if args.downsample is not None and args.downsample <= 0:
-        raise InputError(f"--downsample must be positive, got {args.downsample:g}; leave it out to use the checkpoint's")
     cfg = PickConfig(threshold=args.threshold, min_distance=args.min_distance, min_area=args.min_area,
                      tile_size=args.tile_size, batch_size=args.batch_size, formats=args.format or ["star"],
                      box_size=args.box_size, downsample=args.downsample)
-    summary = pick_to_files(args.mics, args.model, cfg, args.out, device=resolve_device(args.device or "auto"),
-                            per_micrograph=args.per_micrograph, all_candidates=args.all_candidates,
-                            save_maps=args.save_maps)
-    save_run_config(RunConfig(pick=cfg), args.out)
+    check_pick_config(cfg, args.seed)
+    device = resolve_device(args.device or "auto")
+    with output_folder(args.out, "pick", args.overwrite, PICK_OUTPUTS) as out:
+        summary = pick_to_files(args.mics, args.model, cfg, out, device=device, per_micrograph=args.per_micrograph,
+                                all_candidates=args.all_candidates, save_maps=args.save_maps, final_dir=args.out)
+        if is_rank0():
+            save_run_config(RunConfig(pick=cfg), out)
     print(f"picked {summary['n_picks']} particles on {summary['n_micrographs']} micrographs "
           f"(threshold {summary['threshold']:.3f}, {summary['seconds_per_micrograph']:.2f} s/micrograph) -> {args.out}")

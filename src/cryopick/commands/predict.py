@@ -1,12 +1,15 @@
 """Probability maps (and binary masks at --threshold) for micrographs.
 
-Maps are at the model's (downsampled) resolution; written as MRC or PNG.
+Maps are at the model's (downsampled) resolution; written as MRC or PNG. An OUT holding
+earlier maps needs --overwrite, which replaces the whole output set at once.
 
 example:
   cryopick predict --model runs/unet/best_model.pt --out maps/ mics/*.mrc --format png
 """
 
+from ._checks import check_value
 from ._common import add_common
+from ._outputs import add_overwrite, output_folder
 
 
 def add_args(p):
@@ -16,21 +19,31 @@ def add_args(p):
     p.add_argument("--threshold", type=float, default=None, help="also write a binary mask at this probability")
     p.add_argument("--format", choices=["mrc", "png"], default="mrc")
     p.add_argument("--batch-size", type=int, default=4)
+    add_overwrite(p, "earlier maps")
     add_common(p)
 
 
 def main(args):
+    from ..io.outdir import PREDICT_OUTPUTS
+
+    check_value(args.threshold, "--threshold", "probability", hint=" (a probability for the binary mask)")
+    check_value(args.batch_size, "--batch-size", "count")
+    check_value(args.seed, "--seed", "seed")
+    with output_folder(args.out, "predict", args.overwrite, PREDICT_OUTPUTS) as out:
+        paths = write_maps(args, out)
+    print(f"wrote probability maps of {len(paths)} micrographs to {args.out}")
+
+
+def write_maps(args, out):
     from tqdm.auto import tqdm
 
     from ..config import PickConfig
     from ..io import find_micrographs, read_micrograph
-    from ..io.atomic import ensure_out_dir
     from ..io.micrographs import write_mrc, write_png
     from ..picking import Picker
     from ..preprocess import preprocess
     from ..train import resolve_device
 
-    out = ensure_out_dir(args.out)
     picker = Picker.from_checkpoints(args.model, PickConfig(batch_size=args.batch_size),
                                      device=resolve_device(args.device or "auto"))
     paths = find_micrographs(args.mics)
@@ -45,4 +58,4 @@ def main(args):
                 write_mrc(out / f"{mic.name}_{kind}.mrc", arr)
             else:
                 write_png(out / f"{mic.name}_{kind}.png", arr, vmin=0.0, vmax=1.0)
-    print(f"wrote probability maps of {len(paths)} micrographs to {out}")
+    return paths

@@ -7,6 +7,7 @@ example:
   cryopick prepare --images mics/ --labels particles.star --radius 40 --out prepared/
 """
 
+from ._checks import check_value
 from ._common import add_common
 
 
@@ -27,6 +28,8 @@ def main(args):
     from ..data import load_samples
     from ..io.zarr_store import write_zarr_dataset
 
+    check_value(args.radius, "--radius", "positive")
+    check_value(args.downsample, "--downsample", "positive")
     data = load_samples(args.images, args.labels, radius=args.radius, downsample=args.downsample,
                         normalize=args.normalize, label_format=args.label_format)
     samples = [s for s in data.samples if s.mask is not None]
