@@ -109,8 +109,10 @@ def train_argv(images, labels, out, *extra: str) -> list[str]:
 
 
 def expect_train_error(capsys, old_run: Path, images, labels, *needles: str, extra=(), rc: int = 2) -> str:
-    """A failing ``train`` into a folder with an earlier run: one line, and the old run intact."""
+    """A failing ``train`` into a folder with an earlier run: one line, and the old run intact.
+    Without ``--resume`` it runs with ``--overwrite``: a bad input must keep the run it would replace."""
     before = snapshot(old_run)
+    extra = [*extra] if "--resume" in extra else [*extra, "--overwrite"]
     line = expect_error(capsys, train_argv(images, labels, old_run, *extra), *needles, rc=rc)
     assert snapshot(old_run) == before, "a failed run changed files of the earlier run"
     return line
@@ -351,8 +353,9 @@ def test_failed_pick_keeps_earlier_picks(sim, trained, picked, capsys, tmp_path)
     f = d / "sim_0002.mrc"
     f.write_bytes(f.read_bytes()[:2000])  # the last micrograph is cut short: picking fails after two
     expect_error(capsys, ["pick", "--model", str(trained / "model.pt"), "--out", str(out), str(d),
-                          "--device", "cpu"], str(f), "truncated")
+                          "--device", "cpu", "--overwrite"], str(f), "truncated")
     assert snapshot(out) == before
+    assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".")) == []  # no staging folder left
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -382,9 +385,11 @@ def test_selftrain_init_with_the_other_architecture_keeps_an_earlier_run(sim, tr
     out = tmp_path / "st"
     out.mkdir()
     (out / "config.yaml").write_text("earlier: run\n")
-    main(["selftrain", "--images", str(sim / "micrographs"), "--labels", str(sim / "labels.star"), "--radius", "6",
-          "--out", str(out), *TINY, "--init", str(trained / "model.pt"), "--arch", "attention-unet"])
-    assert (out / "config.yaml").read_text() == "earlier: run\n"
+    for extra in ([], ["--overwrite"]):  # refused; or --overwrite, which checks --init before it removes anything
+        assert main(["selftrain", "--images", str(sim / "micrographs"), "--labels", str(sim / "labels.star"),
+                     "--radius", "6", "--out", str(out), *TINY, "--init", str(trained / "model.pt"), "--arch",
+                     "attention-unet", *extra]) != 0
+        assert (out / "config.yaml").read_text() == "earlier: run\n"
 
 
 def test_checkpoint_of_an_incompatible_version(sim, trained, old_run, capsys, tmp_path):
@@ -414,7 +419,7 @@ def test_pick_model_that_is_not_a_checkpoint(sim, trained, picked, capsys, tmp_p
     shutil.copytree(picked, out)
     before = snapshot(out)
     line = expect_error(capsys, ["pick", "--model", str(model), "--out", str(out), str(sim / "micrographs"),
-                                 "--device", "cpu"], str(model))
+                                 "--device", "cpu", "--overwrite"], str(model))
     assert "checkpoint" in line
     assert snapshot(out) == before
 
@@ -491,8 +496,8 @@ def temp_files(out: Path) -> list[Path]:
 def check_run_folder(out: Path) -> None:
     """Every file a reader would open is complete; temporary files are hidden and never a target name."""
     for p in out.iterdir():
-        if p.name.startswith("."):
-            assert ".tmp" in p.name or p.name.startswith(".cryopick-write-test"), p.name
+        if p.name.startswith("."):  # a killed run leaves its lock file; the next run takes it over
+            assert ".tmp" in p.name or p.name.startswith(".cryopick-write-test") or p.name == ".cryopick.lock", p.name
             continue
         assert p.name in {"model.pt", "best_model.pt", "metrics.json", "config.yaml", "train_summary.json"}, p.name
         if p.suffix == ".pt":
@@ -556,3 +561,553 @@ def test_sigkill_mid_run_leaves_only_complete_files(sim, tmp_path):
     assert [r["epoch"] for r in json.loads((out / "metrics.json").read_text())] == [1, 2, 3, 4, 5, 6]
     assert load_checkpoint(out / "model.pt")["epoch"] == 6
     assert not temp_files(out), "the resumed run removes what the killed ones left"
+
+
+# --------------------------------------------------------------------------- run folders are never silently replaced
+
+
+def pick_argv(trained: Path, out: Path, mics, *extra: str) -> list[str]:
+    return ["pick", "--model", str(trained / "model.pt"), "--out", str(out), str(mics), "--device", "cpu", *extra]
+
+
+def selftrain_argv(sim: Path, out: Path, *extra: str) -> list[str]:
+    return ["selftrain", "--images", str(sim / "micrographs"), "--labels", str(sim / "labels.star"), "--radius", "6",
+            "--out", str(out), *TINY, "--iterations", "1", "--retrain-epochs", "1", *extra]
+
+
+def earlier_picks(picked: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "picks"
+    shutil.copytree(picked, out)
+    return out
+
+
+def hidden_siblings(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.parent.iterdir() if p.name.startswith("."))
+
+
+def test_train_into_an_earlier_run_without_resume(sim, old_run, capsys):
+    before = snapshot(old_run)
+    expect_error(capsys, train_argv(sim / "micrographs", sim / "labels.star", old_run), str(old_run),
+                 "holds an earlier run", "model.pt", "--resume", "--overwrite", "another --out", rc=3)
+    assert snapshot(old_run) == before
+
+
+def test_selftrain_into_an_earlier_run_without_resume(sim, old_run, capsys):
+    before = snapshot(old_run)
+    expect_error(capsys, selftrain_argv(sim, old_run), str(old_run), "holds an earlier run", "--resume", "--overwrite",
+                 rc=3)
+    assert snapshot(old_run) == before
+
+
+def test_resume_and_overwrite_together(sim, old_run, capsys):
+    expect_train_error(capsys, old_run, sim / "micrographs", sim / "labels.star", "--resume", "--overwrite",
+                       "pass one of them", extra=["--resume", "--overwrite"])
+
+
+def test_train_overwrite_replaces_the_earlier_run(sim, old_run, capsys):
+    """--overwrite removes every file of the earlier run (a self-training leftover too); other files stay."""
+    (old_run / "model_iteration_7.pt").write_bytes(b"stale")
+    (old_run / "iteration_7").mkdir()
+    (old_run / "notes.txt").write_text("mine")
+    assert yaml.safe_load((old_run / "config.yaml").read_text())["train"]["seed"] == 42
+    assert main(train_argv(sim / "micrographs", sim / "labels.star", old_run, "--overwrite", "--seed", "7")) == 0
+    assert not (old_run / "model_iteration_7.pt").exists() and not (old_run / "iteration_7").exists()
+    assert (old_run / "notes.txt").read_text() == "mine"
+    assert yaml.safe_load((old_run / "config.yaml").read_text())["train"]["seed"] == 7
+    assert load_checkpoint(old_run / "model.pt")["config"]["train"]["seed"] == 7
+    assert not (old_run / ".cryopick.lock").exists()
+
+
+def test_selftrain_overwrite_replaces_the_earlier_run(sim, trained, old_run, capsys):
+    (old_run / "model_iteration_3.pt").write_bytes(b"stale")  # of an earlier run with more iterations
+    assert main(selftrain_argv(sim, old_run, "--init", str(trained / "model.pt"), "--overwrite")) == 0
+    names = sorted(p.name for p in old_run.iterdir())
+    assert "model_iteration_3.pt" not in names and "train_summary.json" not in names, names
+    assert {"baseline_model.pt", "model_iteration_1.pt", "final_model.pt", "training_summary.json"} <= set(names)
+
+
+def test_pick_into_earlier_picks_without_overwrite(sim, trained, picked, capsys, tmp_path):
+    out = earlier_picks(picked, tmp_path)
+    before = snapshot(out)
+    expect_error(capsys, pick_argv(trained, out, sim / "micrographs"), str(out), "holds earlier outputs",
+                 "picks.star", "--overwrite", "another --out", rc=3)
+    assert snapshot(out) == before
+
+
+def test_pick_overwrite_replaces_the_whole_output_set(sim, trained, capsys, tmp_path):
+    """Three micrographs picked, then one with --overwrite: no .box file of the first run survives."""
+    out = tmp_path / "picks"
+    assert main(pick_argv(trained, out, sim / "micrographs", "--format", "box", "--box-size", "12",
+                          "--threshold", "0")) == 0
+    assert len(list((out / "box").glob("*.box"))) == 3
+    one = sim / "micrographs" / "sim_0001.mrc"
+    assert main(pick_argv(trained, out, one, "--format", "star", "--format", "box", "--box-size", "12",
+                          "--overwrite")) == 0
+    assert sorted(p.name for p in (out / "box").iterdir()) == ["sim_0001.box"]
+    summary = json.loads((out / "pick_summary.json").read_text())
+    assert summary["n_micrographs"] == 1 and all(Path(o).is_file() for o in summary["outputs"]), summary["outputs"]
+    assert all(str(out) in o for o in summary["outputs"])
+    assert hidden_siblings(out) == [] and not (out / ".cryopick.lock").exists()
+
+
+def test_pick_overwrite_refuses_a_folder_with_other_files(sim, trained, picked, capsys, tmp_path):
+    out = earlier_picks(picked, tmp_path)
+    (out / "my_notes.txt").write_text("mine")
+    before = snapshot(out)
+    expect_error(capsys, pick_argv(trained, out, sim / "micrographs", "--overwrite"), str(out), "my_notes.txt",
+                 "does not write", rc=3)
+    assert snapshot(out) == before
+
+
+def test_pick_beside_other_files_is_allowed(sim, trained, tmp_path):
+    out = tmp_path / "project"
+    out.mkdir()
+    (out / "my_notes.txt").write_text("mine")
+    assert main(pick_argv(trained, out, sim / "micrographs")) == 0
+    assert (out / "picks.star").is_file() and (out / "my_notes.txt").read_text() == "mine"
+
+
+def test_predict_into_earlier_maps(sim, trained, capsys, tmp_path):
+    out = tmp_path / "maps"
+    argv = ["predict", "--model", str(trained / "model.pt"), "--out", str(out), str(sim / "micrographs"),
+            "--device", "cpu", "--threshold", "0.5"]
+    assert main(argv) == 0
+    before = snapshot(out)
+    assert len(before) == 6
+    expect_error(capsys, argv, str(out), "holds earlier outputs", "sim_0000_mask.mrc", "--overwrite", rc=3)
+    assert snapshot(out) == before
+    assert main([*argv[:-2], "--overwrite"]) == 0  # no --threshold now: the masks of the first run go too
+    assert sorted(p.name for p in out.iterdir()) == ["sim_0000_prob.mrc", "sim_0001_prob.mrc", "sim_0002_prob.mrc"]
+
+
+LOCK_HOLDER = """
+import sys, time
+from cryopick.io.outdir import folder_lock
+with folder_lock(sys.argv[1], "pick"):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def hold_lock(folder: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_second_writer_is_stopped_and_a_killed_writers_lock_is_stale(sim, trained, picked, capsys, tmp_path):
+    out = earlier_picks(picked, tmp_path)
+    before = snapshot(out)
+    holder = hold_lock(out)
+    try:
+        line = expect_error(capsys, pick_argv(trained, out, sim / "micrographs", "--overwrite"), str(out),
+                            "another cryopick", f"pid {holder.pid}", "cryopick pick", "wait for it", rc=3)
+        assert "choose another --out" in line
+        assert snapshot(out) == {**before, ".cryopick.lock": (out / ".cryopick.lock").read_bytes()}
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert (out / ".cryopick.lock").exists()  # left behind by the killed writer: it blocks nobody
+    assert main(pick_argv(trained, out, sim / "micrographs", "--overwrite")) == 0
+    assert not (out / ".cryopick.lock").exists()
+
+
+def test_lock_stops_a_second_training(sim, old_run, capsys):
+    from cryopick.io.outdir import folder_lock
+
+    with folder_lock(old_run, "train"):
+        before = snapshot(old_run)
+        expect_error(capsys, train_argv(sim / "micrographs", sim / "labels.star", old_run, "--resume"), str(old_run),
+                     "another cryopick", f"pid {os.getpid()}", rc=3)
+        assert snapshot(old_run) == before
+
+
+def test_lock_without_flock_treats_a_dead_pid_as_stale(sim, trained, capsys, tmp_path, monkeypatch):
+    import socket
+
+    import cryopick.io.outdir as outdir
+
+    monkeypatch.setattr(outdir, "fcntl", None)
+    out = tmp_path / "picks"
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (out / ".cryopick.lock").write_text(f"{dead.pid} {socket.gethostname()} {time.time():.0f} cryopick pick\n")
+    assert main(pick_argv(trained, out, sim / "micrographs")) == 0
+    assert not (out / ".cryopick.lock").exists()
+    (tmp_path / "live").mkdir()
+    (tmp_path / "live" / ".cryopick.lock").write_text(f"{os.getpid()} {socket.gethostname()} 0 cryopick train\n")
+    expect_error(capsys, pick_argv(trained, tmp_path / "live", sim / "micrographs"), "another cryopick",
+                 f"pid {os.getpid()}", rc=3)
+
+
+# --------------------------------------------------------------------------- evaluation says what it scored
+
+
+def one_mic_picks(sim: Path, picked: Path, tmp_path: Path, mic: str = "sim_0001") -> Path:
+    """The picks of one micrograph only, in a folder of their own (no pick_summary.json)."""
+    lines = (picked / "picks.star").read_text().splitlines()
+    keep = [line for line in lines if not line.startswith("sim_") or line.startswith(mic)]
+    f = tmp_path / "one" / "picks.star"
+    f.parent.mkdir()
+    f.write_text("\n".join(keep) + "\n")
+    return f
+
+
+def evaluate_argv(picks, truth, *extra: str) -> list[str]:
+    return ["evaluate", "--picks", str(picks), "--truth", str(truth), "--radius", "6", *extra]
+
+
+def test_evaluate_reports_micrographs_without_picks(sim, picked, capsys, tmp_path):
+    picks = one_mic_picks(sim, picked, tmp_path)
+    capsys.readouterr()
+    assert main(evaluate_argv(picks, sim / "labels_true.star", "--out", str(tmp_path / "all"))) == 0
+    out = capsys.readouterr().out
+    warning = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "2 of 3 micrographs with truth have no picks (sim_0000, sim_0002)" in warning[0]
+    assert "complete misses" in warning[0] and "--only-picked" in warning[0]
+    counted = json.loads((tmp_path / "all" / "metrics.json").read_text())
+    assert counted["unpicked_micrographs"] == ["sim_0000", "sim_0002"] and not counted["unpicked_excluded"]
+
+    assert main(evaluate_argv(picks, sim / "labels_true.star", "--only-picked", "--out", str(tmp_path / "one"))) == 0
+    out = capsys.readouterr().out
+    assert "left out 2 with truth but no picks (sim_0000, sim_0002)" in out and "warning:" not in out
+    only = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert only["scored_micrographs"] == ["sim_0001"] and only["unpicked_excluded"]
+    assert only["overall"]["n_truth"] < counted["overall"]["n_truth"]
+    assert only["overall"]["recall"] > counted["overall"]["recall"]
+
+
+def test_evaluate_knows_micrographs_picked_with_no_picks(sim, picked, capsys, tmp_path):
+    """A micrograph the pick run's pick_summary.json lists was picked, even with 0 picks: no warning."""
+    picks = one_mic_picks(sim, picked, tmp_path)
+    shutil.copy(picked / "pick_summary.json", picks.parent / "pick_summary.json")
+    capsys.readouterr()
+    assert main(evaluate_argv(picks, sim / "labels_true.star")) == 0
+    assert "warning:" not in capsys.readouterr().out
+
+
+def test_evaluate_only_picked_with_nothing_picked(sim, picked, capsys, tmp_path):
+    star = tmp_path / "none.star"
+    star.write_text("\n".join(line for line in (picked / "picks.star").read_text().splitlines()
+                              if not line.startswith("sim_")) + "\n")
+    expect_error(capsys, evaluate_argv(star, sim / "labels_true.star", "--only-picked"), "none.star", "--only-picked",
+                 "none of the 3 micrographs with truth has picks")
+
+
+MASK_XY = {"m_0": [[30.3, 25.1], [70.6, 30.2], [100.2, 60.7]], "m_1": [[40.5, 90.4], [90.1, 100.3], [60.2, 62.8]]}
+
+
+def mask_case(tmp_path: Path) -> tuple[Path, Path]:
+    """Two 128 px micrographs, and the particles on them (radius 12 px) as picks."""
+    mics = tmp_path / "mics"
+    mics.mkdir()
+    rows = []
+    for stem, xy in MASK_XY.items():
+        write_mrc(mics / f"{stem}.mrc", np.random.default_rng(0).normal(size=(128, 128)))
+        rows += [f"{stem}.mrc\t{x}\t{y}" for x, y in xy]
+    picks = tmp_path / "picks.star"
+    picks.write_text("data_\n\nloop_\n_rlnMicrographName\n_rlnCoordinateX\n_rlnCoordinateY\n" + "\n".join(rows) + "\n")
+    return mics, picks
+
+
+def write_masks(folder: Path, factor: int) -> Path:
+    """Disk masks of the particles, ``factor`` x smaller than the micrographs (as CryoPPP's), 0/255 PNG."""
+    from PIL import Image
+
+    from cryopick.targets import disk_mask
+
+    folder.mkdir()
+    for stem, xy in MASK_XY.items():
+        mask = disk_mask((128 // factor, 128 // factor), (np.asarray(xy) + 0.5) / factor - 0.5, 12.0 / factor)
+        Image.fromarray((mask * 255).astype(np.uint8)).save(folder / f"{stem}.png")
+    return folder
+
+
+def test_evaluate_against_mask_images(capsys, tmp_path):
+    """Mask truth: the particles themselves as picks score perfectly, whatever the mask size."""
+    mics, picks = mask_case(tmp_path)
+    for factor in (1, 2):
+        masks = write_masks(tmp_path / f"masks{factor}", factor)
+        capsys.readouterr()
+        assert main(evaluate_argv(picks, masks, "--images", str(mics), "--out", str(tmp_path / f"eval{factor}"))) == 0
+        m = json.loads((tmp_path / f"eval{factor}" / "metrics.json").read_text())["overall"]
+        assert m["recall"] == 1 and m["precision"] == 1 and m["mean_error"] < 1.5, (factor, m)
+        assert "warning:" not in capsys.readouterr().out
+    capsys.readouterr()
+    assert main(evaluate_argv(picks, tmp_path / "masks1")) == 0  # masks of the micrographs' size: no --images needed
+    assert "note:" in capsys.readouterr().out
+    expect_error(capsys, evaluate_argv(picks, tmp_path / "masks2"), "picks.star", "beyond its 64x64 px mask",
+                 "--images MICS")
+
+
+def test_evaluate_mask_truth_named_like_no_micrograph(capsys, tmp_path):
+    mics, picks = mask_case(tmp_path)
+    masks = write_masks(tmp_path / "masks", 1)
+    for p in masks.iterdir():
+        p.rename(p.with_name("other_" + p.name))
+    expect_error(capsys, evaluate_argv(picks, masks, "--images", str(mics)), "masks",
+                 "no mask image is named like a micrograph of --images", "m_0")
+
+
+# --------------------------------------------------------------------------- every bad value is one line, before any work
+
+
+@pytest.mark.parametrize("flag, value, needle", [
+    ("--radius", "nan", "a finite number above 0"), ("--radius", "inf", "a finite number above 0"),
+    ("--radius", "-3", "a finite number above 0"), ("--radius", "0", "a finite number above 0"),
+    ("--seed", "-1", "from 0 to 4294967295"), ("--seed", str(2**32), "from 0 to 4294967295"),
+    ("--epochs", "0", "a whole number >= 1"), ("--lr", "nan", "a finite number above 0"),
+    ("--patch-size", "8", ">= 32"), ("--val-fraction", "1.5", "up to (not including) 1"),
+    ("--downsample", "-2", "above 0"), ("--mask-radius-scale", "inf", "above 0"),
+])
+def test_bad_training_value(sim, old_run, capsys, flag, value, needle):
+    line = expect_train_error(capsys, old_run, sim / "micrographs", sim / "labels.star", flag, needle,
+                              extra=[flag, value])
+    assert line.startswith(f"cryopick train: error: {flag} is ")
+
+
+def test_bad_value_in_a_config_file_names_the_flag(sim, old_run, capsys, tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("data:\n  radius: .nan\n")
+    argv = train_argv(sim / "micrographs", sim / "labels.star", old_run, "--config", str(cfg), "--overwrite")
+    del argv[argv.index("--radius"):argv.index("--radius") + 2]
+    before = snapshot(old_run)
+    expect_error(capsys, argv, "--radius is nan", "above 0")
+    cfg.write_text("train:\n  tile_size: 0\n")
+    expect_error(capsys, argv, "train.tile_size in --config is 0", ">= 32")
+    assert snapshot(old_run) == before
+
+
+@pytest.mark.parametrize("extra, needles", [
+    (["--positive-threshold", "1.5"], ["--positive-threshold is 1.5", "between 0 and 1"]),
+    (["--negative-threshold", "-0.1"], ["--negative-threshold is -0.1"]),
+    (["--positive-threshold", "0.3", "--negative-threshold", "0.4"], ["--negative-threshold 0.4 must be below"]),
+    (["--iterations", "-1"], ["--iterations is -1", ">= 0"]),
+])
+def test_bad_selftrain_value(sim, old_run, capsys, extra, needles):
+    before = snapshot(old_run)
+    expect_error(capsys, selftrain_argv(sim, old_run, "--overwrite", *extra), *needles)
+    assert snapshot(old_run) == before
+
+
+@pytest.mark.parametrize("extra, needles", [
+    (["--threshold", "2"], ["--threshold is 2", "between 0 and 1"]),
+    (["--threshold", "-1"], ["--threshold is -1", "between 0 and 1"]),
+    (["--threshold", "nan"], ["--threshold is nan"]),
+    (["--box-size", "-10", "--format", "box"], ["--box-size is -10", "a whole number >= 1"]),
+    (["--box-size", "0"], ["--box-size is 0"]),
+    (["--tile-size", "0"], ["--tile-size is 0", ">= 32"]),
+    (["--batch-size", "0"], ["--batch-size is 0"]),
+    (["--min-distance", "nan"], ["--min-distance is nan"]),
+    (["--min-area", "-1"], ["--min-area is -1"]),
+    (["--downsample", "inf"], ["--downsample is inf"]),
+    (["--seed", "-5"], ["--seed is -5"]),
+])
+def test_bad_pick_value_before_any_picking(sim, trained, picked, capsys, tmp_path, extra, needles):
+    """Checked first: the output folder is not even created, an earlier one is left as it was."""
+    fresh = tmp_path / "fresh"
+    expect_error(capsys, pick_argv(trained, fresh, sim / "micrographs", *extra), *needles)
+    assert not fresh.exists()
+    out = earlier_picks(picked, tmp_path)
+    before = snapshot(out)
+    expect_error(capsys, pick_argv(trained, out, sim / "micrographs", "--overwrite", *extra), *needles)
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("extra, needles", [(["--threshold", "2"], ["--threshold is 2"]),
+                                            (["--batch-size", "0"], ["--batch-size is 0"])])
+def test_bad_predict_value(sim, trained, capsys, tmp_path, extra, needles):
+    out = tmp_path / "maps"
+    expect_error(capsys, ["predict", "--model", str(trained / "model.pt"), "--out", str(out),
+                          str(sim / "micrographs"), "--device", "cpu", *extra], *needles)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("extra, needles", [
+    (["--radius", "nan"], ["--radius is nan", "match radius"]), (["--radius", "-1"], ["--radius is -1"]),
+    (["--threshold", "inf"], ["--threshold is inf", "finite"]),
+])
+def test_bad_evaluate_value(sim, picked, capsys, tmp_path, extra, needles):
+    argv = ["evaluate", "--picks", str(picked / "picks.star"), "--truth", str(sim / "labels_true.star"),
+            "--out", str(tmp_path / "eval"), *extra]
+    expect_error(capsys, argv, *needles)
+    assert not (tmp_path / "eval").exists()
+
+
+def test_bad_command_line_is_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["pick", "--model", "m.pt", "--out", "o", "mics", "--tile-size", "big"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert e.value.code == 2 and len(err) == 1, err
+    assert err[0].startswith("cryopick pick: error: argument --tile-size: invalid int value: 'big'") and "--help" in err[0]
+
+
+def test_training_without_validation_micrographs_warns(sim, capsys, tmp_path):
+    capsys.readouterr()
+    assert main(train_argv(sim / "micrographs", sim / "labels.star", tmp_path / "run", "--val-fraction", "0")) == 0
+    out = capsys.readouterr().out
+    warning = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "no labelled validation micrographs" in warning[0], out
+    assert "--val-images" in warning[0] and "threshold 0.5" in warning[0] and "--val-fraction 0" in warning[0]
+    assert "done: no validation F1" in out and "nan" not in out.splitlines()[-1]
+
+
+# --------------------------------------------------------------------------- disk full, permission denied
+
+
+def failing_writes(monkeypatch, names: set[str] | None = None, error: int | None = None) -> None:
+    """Writes of files named ``names`` (all when None) fail: on /dev/full (ENOSPC from the kernel,
+    mid-write), or with ``error`` when the temporary file is created."""
+    import cryopick.io.atomic as atomic
+
+    real_create, real_open = atomic._create_temp, os.open
+
+    def create_temp(target: Path):
+        if names is not None and target.name not in names:
+            return real_create(target)
+        if error is not None:  # the system refuses the temporary file: os.open fails as it would
+            def refuse(path, *args, **kwargs):
+                if Path(path).parent == target.parent and Path(path).name.startswith(f".{target.stem}."):
+                    raise OSError(error, os.strerror(error), str(path))
+                return real_open(path, *args, **kwargs)
+
+            monkeypatch.setattr(os, "open", refuse)
+            try:
+                return real_create(target)
+            finally:
+                monkeypatch.setattr(os, "open", real_open)
+        tmp = atomic._temp_name(target)
+        os.symlink("/dev/full", tmp)  # writers open the link and write to /dev/full; removing it removes the link
+        return tmp, os.open(tmp, os.O_WRONLY)
+
+    monkeypatch.setattr(atomic, "_create_temp", create_temp)
+
+
+needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+
+
+@needs_dev_full
+def test_disk_full_while_saving_a_checkpoint(sim, capsys, tmp_path, monkeypatch):
+    """torch.save reports a full disk as RuntimeError '... unexpected pos': still one line naming model.pt."""
+    failing_writes(monkeypatch, {"model.pt"})
+    out = tmp_path / "run"
+    line = expect_error(capsys, train_argv(sim / "micrographs", sim / "labels.star", out, "--val-fraction", "0",
+                                           "--overwrite"),  # the rerun (--debug) replaces what the first one left
+                        str(out / "model.pt"), "No space left on device", "free space", rc=3)
+    assert "RuntimeError" not in line and "unexpected pos" not in line
+    assert not list(out.glob(".*.tmp*")) and not (out / "model.pt").exists()
+
+
+@needs_dev_full
+def test_disk_full_keeps_the_run_being_resumed(sim, old_run, capsys, monkeypatch):
+    failing_writes(monkeypatch)
+    expect_train_error(capsys, old_run, sim / "micrographs", sim / "labels.star", "config.yaml",
+                       "No space left on device", "free space", extra=["--resume", "--epochs", "2"], rc=3)
+
+
+@needs_dev_full
+def test_disk_full_while_picking_keeps_the_earlier_picks(sim, trained, picked, capsys, tmp_path, monkeypatch):
+    """The message names picks.star where the user looks for it, not in the staging folder it was written to."""
+    failing_writes(monkeypatch, {"picks.star"})
+    out = earlier_picks(picked, tmp_path)
+    before = snapshot(out)
+    line = expect_error(capsys, pick_argv(trained, out, sim / "micrographs", "--overwrite"), str(out / "picks.star"),
+                        "No space left on device", "free space", rc=3)
+    assert "cryopick-new" not in line
+    assert snapshot(out) == before and hidden_siblings(out) == []
+
+
+def test_permission_denied_names_the_file(sim, trained, picked, capsys, tmp_path, monkeypatch):
+    import errno
+
+    failing_writes(monkeypatch, {"pick_summary.json"}, error=errno.EACCES)
+    out = earlier_picks(picked, tmp_path)
+    before = snapshot(out)
+    expect_error(capsys, pick_argv(trained, out, sim / "micrographs", "--overwrite"), "pick_summary.json",
+                 "Permission denied", "change the folder's permissions", rc=3)
+    assert snapshot(out) == before
+
+
+def test_any_os_error_is_one_line(monkeypatch, capsys):
+    import errno
+
+    import cryopick.commands.evaluate as cmd
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/eval/pr_curve.png")
+
+    monkeypatch.setattr(cmd, "main", full)
+    line = expect_error(capsys, ["evaluate", "--picks", "a", "--truth", "b"], "/data/eval/pr_curve.png",
+                        "No space left on device", "free space", rc=3)
+    assert "internal error" not in line
+
+
+# --------------------------------------------------------------------------- cryoSPARC names
+
+CRYOSPARC_UID = "012345678901234567890"
+
+
+def cryosparc_star(sim: Path, path: Path, true: bool = False) -> Path:
+    """The labels as cryoSPARC exports them: an optics block, then particles whose micrograph
+    names carry the job folder and cryoSPARC's UID prefix."""
+    from cryopick.io import read_labels
+
+    rows = [f"000{i:03d}@J12/extract/{CRYOSPARC_UID}_{stem}_particles.mrcs\tJ12/imported/{CRYOSPARC_UID}_{stem}.mrc\t"
+            f"{x:.6f}\t{y:.6f}\t1"
+            for stem, p in read_labels(sim / ("labels_true.star" if true else "labels.star")).items()
+            for i, (x, y) in enumerate(p.xy)]
+    path.write_text("\n# version 30001\n\ndata_optics\n\nloop_\n_rlnOpticsGroupName #1\n_rlnOpticsGroup #2\n"
+                    "_rlnMicrographPixelSize #3\n_rlnVoltage #4\n_rlnSphericalAberration #5\n_rlnAmplitudeContrast #6\n"
+                    "opticsGroup1\t1\t1.500000\t300.000000\t2.700000\t0.100000\n\n\n# version 30001\n\n"
+                    "data_particles\n\nloop_\n_rlnImageName #1\n_rlnMicrographName #2\n_rlnCoordinateX #3\n"
+                    "_rlnCoordinateY #4\n_rlnOpticsGroup #5\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_cryosparc_export_pairs_with_micrographs_by_stem(sim, picked, capsys, tmp_path):
+    labels = cryosparc_star(sim, tmp_path / "cryosparc_export.star")
+    capsys.readouterr()
+    assert main(train_argv(sim / "micrographs", labels, tmp_path / "run")) == 0
+    out = capsys.readouterr().out
+    assert "3 labelled" in out or ("2 labelled" in out and "1 validation" in out), out
+    assert "not among the inputs" not in out and "have no labels" not in out
+    truth = cryosparc_star(sim, tmp_path / "cryosparc_truth.star", true=True)
+    assert main(evaluate_argv(picked / "picks.star", truth, "--out", str(tmp_path / "eval"))) == 0
+    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert m["scored_micrographs"] == ["sim_0000", "sim_0001", "sim_0002"] and m["unpicked_micrographs"] == []
+
+
+def test_micrographs_that_carry_the_uid_keep_pairing(sim, capsys, tmp_path):
+    """cryoSPARC's own micrograph files carry the UID too: exact names pair, and so do plain ones."""
+    d = tmp_path / "J12_imported"
+    d.mkdir()
+    for f in (sim / "micrographs").iterdir():
+        shutil.copy(f, d / f"{CRYOSPARC_UID}_{f.name}")
+    labels = cryosparc_star(sim, tmp_path / "exact.star")
+    for name, star in [("exact", labels), ("plain", sim / "labels.star")]:
+        capsys.readouterr()
+        assert main(["prepare", "--images", str(d), "--labels", str(star), "--radius", "6", "--out",
+                     str(tmp_path / name)]) == 0, name
+        assert "wrote 3 micrographs" in capsys.readouterr().out, name
+
+
+def test_only_a_cryosparc_uid_prefix_is_dropped():
+    from cryopick.io import Particles
+    from cryopick.io.names import align_names, strip_uid
+
+    assert strip_uid(f"{CRYOSPARC_UID}_mic") == "mic" and strip_uid("012345678901234_a_b") == "a_b"
+    for name in ["20230512_120000_mic", "0001_mic", "12345678901234_mic", CRYOSPARC_UID, f"{CRYOSPARC_UID}_"]:
+        assert strip_uid(name) == name  # dates, counters, a name that is only digits: unchanged
+    labels = {"0001": Particles.empty(), f"{CRYOSPARC_UID}_0002": Particles.empty(), "0003": Particles.empty()}
+    assert align_names(labels, ["0001", "0002", f"{CRYOSPARC_UID}_0003", "0003"]) == {f"{CRYOSPARC_UID}_0002": "0002"}
+    assert list(labels) == ["0001", "0002", "0003"]  # order kept; the exact name 0003 wins
+
+
+def test_two_cryosparc_imports_of_one_micrograph_are_an_error(sim, old_run, capsys, tmp_path):
+    text = cryosparc_star(sim, tmp_path / "a.star").read_text()
+    rows = [line for line in text.splitlines() if "sim_0000.mrc" in line]
+    twice = text + "\n".join(r.replace(CRYOSPARC_UID, "999999999999999999999") for r in rows) + "\n"
+    (tmp_path / "twice.star").write_text(twice)
+    expect_train_error(capsys, old_run, sim / "micrographs", tmp_path / "twice.star", "twice.star",
+                       f"{CRYOSPARC_UID}_sim_0000", "999999999999999999999_sim_0000", "name micrograph 'sim_0000'")
