@@ -659,6 +659,14 @@ def test_pick_overwrite_refuses_a_folder_with_other_files(sim, trained, picked, 
     assert snapshot(out) == before
 
 
+def test_pick_overwrite_refuses_the_folder_it_runs_in(sim, trained, picked, capsys, tmp_path, monkeypatch):
+    out = earlier_picks(picked, tmp_path)
+    before = snapshot(out)
+    monkeypatch.chdir(out)
+    expect_error(capsys, pick_argv(trained, Path("."), sim / "micrographs", "--overwrite"), "runs inside it", rc=3)
+    assert snapshot(out) == before
+
+
 def test_pick_beside_other_files_is_allowed(sim, trained, tmp_path):
     out = tmp_path / "project"
     out.mkdir()

@@ -57,6 +57,10 @@ def output_folder(out: str, command: str, overwrite: bool, outputs: list[str]) -
         if not overwrite:
             raise OutputError(f"{folder}: holds earlier outputs ({listing(earlier)}); pass --overwrite to "
                               "replace them all, or choose another --out")
+        here = Path.cwd().resolve()
+        if here == folder.resolve() or folder.resolve() in here.parents:
+            raise OutputError(f"{folder}: --overwrite replaces the whole folder, and this command runs inside it; "
+                              "run it from another folder, or choose another --out")
         others = earlier_outputs(folder, lambda name: not known(name))
         if others:
             raise OutputError(f"{folder}: --overwrite replaces the whole folder, but it also holds "
