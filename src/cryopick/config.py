@@ -73,8 +73,8 @@ class TrainConfig:
 
 
 @dataclass
-class SelfTrainConfig:
-    iterations: int = 3
+class SelfTrainConfig:  # defaults chosen on validation micrographs: benchmarks/results/selftrain_ideas.md
+    iterations: int = 2
     retrain_epochs: int = 10
     positive_threshold: float = 0.95
     negative_threshold: float = 0.05
@@ -87,10 +87,11 @@ class SelfTrainConfig:
     rescale: bool = True  # pixel mode: thresholds act on each map stretched to its 1-99 percentile range
     select_final: bool = True  # final_model.pt = best validation particle F1 among baseline and iterations
     pseudo_labels: str = "particles"  # particles: top-k peaks painted as disks | pixels: the seed's thresholds
-    pseudo_fraction: float = 1.0  # particles: share of the missing count (expected - labelled) taken per micrograph
+    pseudo_fraction: float = 0.5  # particles: share of the missing count (expected - labelled) taken per micrograph
     background_score: float = 0.5  # particles: background only below this x the k-th pseudo-particle's score
     iteration_model: str = "best"  # best: each iteration's epoch with the best validation particle AP | last
     teacher: str = "last"  # last: the latest model labels | ensemble: mean of the baseline and all iterations
+    retrain_lr: float | None = None  # learning rate of the iterations; None: 0.3 x --lr
 
 
 @dataclass

@@ -17,7 +17,8 @@ After a supervised phase, each iteration k = 1..N
      pseudo-particles joining the labelled set (every other pixel unlabelled, the class
      prior recomputed), else ``combined`` on the 1 / 0 / ignore masks. With
      ``iteration_model: best`` the iteration's model is its epoch with the best validation
-     particle AP (as ``train`` selects best_model.pt).
+     particle AP (as ``train`` selects best_model.pt). The learning rate is ``retrain_lr``
+     (default 0.3 x ``--lr``: fine-tuning, not retraining).
 
 Thresholds (pixel mode) are fixed (default 0.95 / 0.05) or follow the dynamic schedule of
 the action-plan seed: linear from ``dynamic_start`` at the first iteration to
@@ -58,6 +59,7 @@ from .train import fit, resolve_device, validate
 
 PSEUDO_MODES = ("particles", "pixels")
 TEACHERS = ("last", "ensemble")
+RETRAIN_LR_SCALE = 0.3  # the iterations fine-tune at 0.3 x --lr unless --retrain-lr is given
 
 
 def thresholds_for(iteration: int, total: int, cfg: SelfTrainConfig) -> tuple[float, float]:
@@ -81,6 +83,8 @@ def check_selftrain_config(st: SelfTrainConfig) -> None:
         raise InputError(f"--iteration-model must be best or last, got {st.iteration_model!r}")
     if not 0 <= st.pseudo_fraction <= 1:
         raise InputError(f"--pseudo-fraction must be in [0, 1], got {st.pseudo_fraction}")
+    if st.retrain_lr is not None and st.retrain_lr <= 0:
+        raise InputError(f"--retrain-lr must be positive, got {st.retrain_lr}")
     if not 0 <= st.background_score <= 1:
         raise InputError(f"--background-score must be in [0, 1], got {st.background_score}")
     for k in range(1, st.iterations + 1):
@@ -168,7 +172,8 @@ def _iteration(run: Run, k: int, model, teachers: list, summary: dict):
         + (f"  pseudo-particles {stats['pseudo_particles']} of {stats['wanted_particles']} wanted"
            if st.pseudo_labels == "particles" else ""))
     prior = _retrain_prior(run, loss)
-    train_cfg = dataclasses.replace(cfg.train, seed=cfg.train.seed + k, loss=loss, pu_prior=prior)
+    train_cfg = dataclasses.replace(cfg.train, seed=cfg.train.seed + k, loss=loss, pu_prior=prior,
+                                    lr=st.retrain_lr or RETRAIN_LR_SCALE * cfg.train.lr)
     folder = run.out / f"iteration_{k}"
     result = fit(run.data.train, run.data.val, run.data.prep, cfg.model, train_cfg, folder, model=model,
                  epochs=st.retrain_epochs, run_config=run.record, log=lambda m: log("  " + m))

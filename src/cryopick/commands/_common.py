@@ -74,7 +74,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 def add_selftrain_args(p: argparse.ArgumentParser, title: str = "self-training") -> None:
     g = p.add_argument_group(title)
-    g.add_argument("--iterations", type=int, help="self-training iterations (default 3)")
+    g.add_argument("--iterations", type=int, help="self-training iterations (default 2)")
     g.add_argument("--retrain-epochs", type=int, help="epochs per iteration (default 10)")
     g.add_argument("--positive-threshold", type=float, help="pseudo-positive above this probability (default 0.95)")
     g.add_argument("--negative-threshold", type=float, help="reliable negative below this probability (default 0.05)")
@@ -86,7 +86,7 @@ def add_selftrain_args(p: argparse.ArgumentParser, title: str = "self-training")
                    help="particles (default): the top-k peaks per micrograph, k = --particles-per-micrograph minus the "
                         "labelled ones, become disks; pixels: the seed's probability thresholds")
     g.add_argument("--pseudo-fraction", type=float,
-                   help="particles: share of the missing particles taken as pseudo-labels (default 1)")
+                   help="particles: share of the missing particles taken as pseudo-labels (default 0.5)")
     g.add_argument("--background-score", type=float,
                    help="particles: pixels are background only below this fraction of the k-th peak's score (default 0.5)")
     g.add_argument("--retrain-loss", choices=["auto", "pu", "combined", "focal", "bce", "dice"],
@@ -96,6 +96,7 @@ def add_selftrain_args(p: argparse.ArgumentParser, title: str = "self-training")
                    help="model an iteration hands on: its epoch with the best validation particle AP (default) or its last")
     g.add_argument("--teacher", choices=["last", "ensemble"],
                    help="who pseudo-labels: the latest model (default) or the mean of the baseline and every iteration")
+    g.add_argument("--retrain-lr", type=float, help="learning rate of the iterations (default 0.3 x --lr)")
     g.add_argument("--init", metavar="CKPT", help="skip the supervised phase and start from this checkpoint")
     g.add_argument("--select-final", action=BOOL, default=None,
                    help="final_model.pt is the baseline or iteration with the best validation particle F1 "
@@ -118,7 +119,7 @@ FLAG_MAP = {
     **{k: ("selftrain", k) for k in ["iterations", "retrain_epochs", "positive_threshold", "negative_threshold",
                                      "dynamic_thresholds", "init", "rescale", "select_final", "pseudo_labels",
                                      "pseudo_fraction", "background_score", "retrain_loss", "iteration_model",
-                                     "teacher"]},
+                                     "teacher", "retrain_lr"]},
 }
 
 
