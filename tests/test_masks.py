@@ -89,3 +89,15 @@ def test_mask_of_another_aspect_ratio_is_refused(tmp_path, aspect):
     Image.fromarray(np.zeros((140, 140), np.uint8)).save(masks / "m1.png")
     with pytest.raises(InputError, match="aspect ratio"):
         read_mask_labels(masks, {"m1": aspect}, radius=40.0)
+
+
+def test_disks_a_little_smaller_or_larger_than_the_radius_are_all_found():
+    # drawn disks vary in size; the radius estimate is a median, so half of them are smaller than it
+    rng = np.random.default_rng(3)
+    xy = np.array([[20.0 + 40 * i, 20.0 + 40 * j] for i in range(4) for j in range(4)])
+    radii = rng.uniform(0.88, 1.12, len(xy)) * 10.0
+    mask = np.zeros((170, 170), np.float32)
+    for c, r in zip(xy, radii):
+        disk_mask(mask.shape, c[None], r, out=mask)
+    found, _ = centres_from_mask(mask, radius=10.0)
+    assert _match(found, xy).max() < 1.5

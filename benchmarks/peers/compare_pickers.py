@@ -188,6 +188,12 @@ RESULT_KEYS = ("set", "picker", "tag", "AP", "best_F1", "best_P", "best_R", "cal
                "cal_R", "n_truth", "train_s", "pick_s_per_mic", "peak_mb")
 
 
+def save_picks(picks: dict, path: Path) -> None:
+    arrays = {f"{split}|{name}|{what}": np.asarray(v[i]) for split, per in picks.items()
+              for name, v in per.items() for i, what in enumerate(("xy", "scores"))}
+    np.savez_compressed(path, **arrays)
+
+
 def run_row(set_name: str, picker: str, d: dict, work: Path, a) -> dict:
     cached = work / "row.json"
     if a.reuse and cached.exists():
@@ -203,6 +209,7 @@ def run_row(set_name: str, picker: str, d: dict, work: Path, a) -> dict:
            "pick_args": a.pick_args if picker.startswith("cryopick") else "",
            "general_model": a.general_model if picker == "cryopick-general" else "", **extra}
     work.mkdir(parents=True, exist_ok=True)
+    save_picks(r["picks"], work / "picks.npz")  # so a row can be rescored against a new truth
     cached.write_text(json.dumps(row, indent=2))
     print(f"   AP {row['AP']:.3f}  best F1 {row['best_F1']:.3f}  calibrated F1 {row['cal_F1']:.3f}  "
           f"train {row['train_s']:.0f} s", flush=True)

@@ -76,7 +76,8 @@ def make_cryoppp(out: Path, quick: bool, entry: str) -> dict:
             if not link.exists():
                 shutil.copyfile(path, link)
             labels[path.stem] = particles_of_mask(mask, shape, radius, str(path))
-        write_labels(labels, out / f"{ours}.star", "star")
+        if not (out / f"{ours}.star").exists():  # frozen once written: every picker of a set sees one truth
+            write_labels(labels, out / f"{ours}.star", "star")
         d[f"{ours}_mics"], d[f"{ours}_labels"] = folder, out / f"{ours}.star"
     d = _count(d)
     d["per_mic"] = d["n_train"] / max(1, len(find_micrographs([str(d["train_mics"])])))

@@ -25,7 +25,7 @@ from .errors import InputError
 from .io import Particles, read_micrograph
 from .io.micrographs import SUFFIXES as MIC_SUFFIXES
 
-FIT = 0.95  # a centre's disk lies >= 95 % inside the mask
+FIT = 0.7  # a centre's disk lies >= 70 % inside the mask (drawn disks vary by ~10 % in radius)
 MIN_GAIN = 0.35  # each further disk must cover >= 35 % mask pixels no chosen disk covers
 WORK_RADIUS = 8.0  # masks are upsampled so that a disk is ~8 px in radius (sub-pixel centres)
 
