@@ -70,3 +70,64 @@ def test_threshold_and_min_distance():
     assert len(apart.xy) == 3
     none = Picker([Identity()], prep, PickConfig(threshold=0.999)).pick_image(image, "m")
     assert len(none.xy) == 0 and none.xy.shape == (0, 2)
+
+
+class Corner(nn.Module):
+    """Not rotation-equivariant on purpose: adds a ramp that grows to the right."""
+
+    def forward(self, x):
+        ramp = torch.linspace(-1, 1, x.shape[-1]).view(1, 1, 1, -1)
+        return 4 * (x - 1.0) + ramp
+
+
+def test_test_time_augmentation_averages_the_eight_symmetries():
+    from cryopick.inference import predict_probability
+
+    rng = np.random.default_rng(0)
+    img = rng.normal(size=(64, 64)).astype(np.float32)
+    plain = predict_probability(Corner(), img, tile=64)
+    tta = predict_probability(Corner(), img, tile=64, tta=True)
+    assert np.abs(plain - tta).max() > 1e-3  # the ramp is averaged out
+    # the D4 average is equivariant: rotating or flipping the input rotates or flips the map
+    for k in (1, 2, 3):
+        rotated = predict_probability(Corner(), np.rot90(img, k).copy(), tile=64, tta=True)
+        np.testing.assert_allclose(rotated, np.rot90(tta, k), atol=1e-6)
+    flipped = predict_probability(Corner(), img[:, ::-1].copy(), tile=64, tta=True)
+    np.testing.assert_allclose(flipped, tta[:, ::-1], atol=1e-6)
+    # and it equals the mean of the eight maps computed by hand
+    maps = []
+    for f in (False, True):
+        im = img[:, ::-1] if f else img
+        for k in range(4):
+            m = np.rot90(predict_probability(Corner(), np.rot90(im, k).copy(), tile=64), -k)
+            maps.append(m[:, ::-1] if f else m)
+    np.testing.assert_allclose(tta, np.mean(maps, axis=0), atol=1e-6)
+
+
+def test_mean_score_ranks_a_wide_particle_above_a_narrow_spike():
+    shape = (96, 96)
+    wide = bumps(shape, [[30.0, 30.0]], sigma=4.0, height=1.6)
+    spike = bumps(shape, [[70.0, 70.0]], sigma=1.0, height=2.2)
+    prep = Preprocessing(downsample=1, normalize="none", radius=8.0, mask_radius_scale=0.6)
+    prob = (wide + spike).clip(0, 1)
+    peak = Picker([Identity()], prep, PickConfig(score="peak")).peaks(prob)
+    mean = Picker([Identity()], prep, PickConfig(score="mean")).peaks(prob)
+    first = lambda p: tuple(np.round(p[0][0]))  # noqa: E731
+    assert first(mean) == (30.0, 30.0)
+    assert len(peak[0]) == len(mean[0]) == 2
+
+
+def test_validation_gives_particle_metrics_with_coordinates():
+    from cryopick.data import Sample
+    from cryopick.train import validate
+
+    truth = np.array([[20.0, 20.0], [60.0, 30.0], [40.0, 70.0]])
+    image = bumps((96, 96), truth, sigma=3.0)
+    mask = (bumps((96, 96), truth, sigma=3.0) > 2).astype(np.float32)
+    prep = Preprocessing(downsample=1, normalize="none", radius=6.0)
+    s = Sample("m", image, mask, truth, (96, 96))
+    pixel, particles = validate(Identity(), [s], "cpu", prep, tile=64)
+    assert particles is not None and particles.ap == pytest.approx(1.0)
+    assert particles.n_truth == 3 and pixel.f1 > 0.5
+    no_coords = Sample("m", image, mask, None, (96, 96))
+    assert validate(Identity(), [no_coords], "cpu", prep, tile=64)[1] is None

@@ -65,15 +65,16 @@ class Picker:
                                  f"{p.downsample}/{p.normalize}, {paths[0]} uses {preps[0].downsample}/{preps[0].normalize}")
         models = [model_from_checkpoint(c, p) for c, p in zip(ckpts, paths)]
         thresholds = [c.get("pick_threshold") for c in ckpts if c.get("pick_threshold") is not None]
-        prep = preps[0]
-        if cfg is not None and cfg.downsample:
-            prep = Preprocessing(cfg.downsample, prep.normalize, prep.radius, prep.mask_radius_scale)
+        prep = _pick_preprocessing(preps[0], cfg, any(c.get("general") for c in ckpts))
         return cls(models, prep, cfg, device, float(np.mean(thresholds)) if thresholds else None, amp)
 
     # -- one micrograph ---------------------------------------------------------------
     def probability(self, image_pre: np.ndarray) -> np.ndarray:
+        return self.probability_with(image_pre, self.cfg.tta)
+
+    def probability_with(self, image_pre: np.ndarray, tta: bool) -> np.ndarray:
         return predict_probability(self.models, image_pre, tile=self.cfg.tile_size, overlap=self.cfg.overlap,
-                                   batch_size=self.cfg.batch_size, device=self.device, amp=self.amp)
+                                   batch_size=self.cfg.batch_size, device=self.device, amp=self.amp, tta=tta)
 
     def peaks(self, prob: np.ndarray, floor: float = CANDIDATE_FLOOR) -> tuple[np.ndarray, np.ndarray]:
         """All candidate peaks (downsampled px) with scores >= ``floor``."""
@@ -81,7 +82,7 @@ class Picker:
         smooth = gaussian_filter(prob, sigma=max(0.5, r / 3))
         min_dist = (self.cfg.min_distance or self.prep.radius) / self.prep.downsample
         return find_peaks(smooth, min_distance=min_dist, threshold=floor, min_area=self.cfg.min_area,
-                          exclude_border=0)
+                          exclude_border=0, score=self.cfg.score, radius=max(1.0, self.prep.mask_radius))
 
     def pick_image(self, image: np.ndarray, name: str, keep_prob: bool = False, all_candidates: bool = False) -> Picks:
         pre = preprocess(image, self.prep.downsample, self.prep.normalize)
@@ -106,6 +107,27 @@ class Picker:
         prob = self.probability(s.image)
         xy, scores = self.peaks(prob)
         return Picks(s.name, xy, scores, prob)
+
+
+def _pick_preprocessing(prep: Preprocessing, cfg: PickConfig | None, general: bool) -> Preprocessing:
+    """The checkpoint's preprocessing, with ``cfg.radius`` / ``cfg.downsample`` when given.
+    A general model has no particle size of its own: it needs the radius (its downsampling
+    then follows the automatic rule it was trained with)."""
+    from .preprocess import auto_downsample
+
+    radius = cfg.radius if cfg is not None and cfg.radius else None
+    if radius is not None and not (np.isfinite(radius) and radius > 0):
+        raise InputError(f"--radius must be a positive number of pixels, got {radius}")
+    if general and radius is None:
+        raise InputError("--model general has no particle size of its own: pass --radius (particle radius in "
+                         "micrograph pixels)")
+    downsample = cfg.downsample if cfg is not None and cfg.downsample else None
+    if radius is not None:
+        downsample = downsample or (auto_downsample(2 * radius) if general else prep.downsample)
+        return Preprocessing(float(downsample), prep.normalize, float(radius), prep.mask_radius_scale)
+    if downsample:
+        return Preprocessing(downsample, prep.normalize, prep.radius, prep.mask_radius_scale)
+    return prep
 
 
 def calibrate_threshold(picker: Picker, samples: list[Sample]) -> tuple[float | None, ParticleMetrics | None]:

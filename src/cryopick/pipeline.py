@@ -133,6 +133,17 @@ def check_resume_point(cfg: RunConfig, path: Path) -> RunConfig:
     return cfg
 
 
+def pretrained_start(cfg: RunConfig, log: Callable[[str], None] = print) -> tuple[UNetFamily | None, RunConfig]:
+    """The model ``cfg.train.init`` names (``general``, a checkpoint, or None: from scratch);
+    an unset ``--base-features`` takes its width."""
+    from .pretrained import initial_model
+
+    model = initial_model(cfg.train.init, cfg.model.arch, cfg.model.base_features, log)
+    if model is not None and cfg.model.base_features is None:
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, base_features=model.architecture()["base_features"]))
+    return model, cfg
+
+
 def train_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None] = print,
               data: RunData | None = None, model: UNetFamily | None = None,
               overwrite: bool = False) -> tuple[FitResult, RunConfig]:
@@ -142,9 +153,12 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None] = 
     and the configuration resolved (so a bad input keeps the earlier run)."""
     out = ensure_out_dir(out_dir)
     data = data or load_run_data(cfg, log)
+    resuming = cfg.train.resume and (out / "model.pt").exists()
     if cfg.train.resume and model is None:
         cfg = check_resume_point(cfg, out / "model.pt")
         remove_stale_temps(out, RUN_FILES)  # left by a killed run; harmless, but a resumed run ends tidy
+    if model is None and not resuming:
+        model, cfg = pretrained_start(cfg, log)
     cfg = resolve(cfg, data)
     main = ddist.init_from_env(resolve_device(cfg.train.device)).is_main  # under torchrun rank 0 writes
     if main and overwrite:

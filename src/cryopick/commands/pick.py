@@ -25,6 +25,11 @@ def add_args(p):
     p.add_argument("--min-distance", type=float, help="minimum distance between picks, original px (default: the radius)")
     p.add_argument("--min-area", type=int, default=0, help="drop blobs smaller than this many px")
     p.add_argument("--downsample", type=float, help="override the checkpoint's downsampling factor")
+    p.add_argument("--radius", type=float, help="particle radius in micrograph px (needed with --model general; "
+                                                "default: the checkpoint's)")
+    p.add_argument("--tta", action="store_true", help="average the 8 flips/rotations (test-time augmentation, 8x slower)")
+    p.add_argument("--score", choices=["peak", "mean"], default="peak",
+                   help="pick score: the smoothed map at the peak (default) or its mean over the particle's core")
     p.add_argument("--tile-size", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
     p.add_argument("--per-micrograph", action="store_true", help="one STAR/TSV/JSON file per micrograph")
@@ -42,7 +47,8 @@ def main(args):
 
     cfg = PickConfig(threshold=args.threshold, min_distance=args.min_distance, min_area=args.min_area,
                      tile_size=args.tile_size, batch_size=args.batch_size, formats=args.format or ["star"],
-                     box_size=args.box_size, downsample=args.downsample)
+                     box_size=args.box_size, downsample=args.downsample, radius=args.radius, tta=args.tta,
+                     score=args.score)
     check_pick_config(cfg, args.seed)
     device = resolve_device(args.device or "auto")
     with output_folder(args.out, "pick", args.overwrite, PICK_OUTPUTS) as out:
