@@ -55,7 +55,6 @@ from dog_picker import dog_pick  # noqa: E402
 
 from cryopick.io import find_micrographs, read_labels, read_micrograph  # noqa: E402
 from cryopick.metrics import evaluate_picks  # noqa: E402
-from cryopick.preprocess import auto_downsample  # noqa: E402
 
 CRYOPICK = ROOT / ".venv" / "bin" / "cryopick"
 
@@ -116,8 +115,9 @@ def run_cryopick_general(d: dict, work: Path, a) -> dict:
 
 
 def topaz_downsample(radius: float) -> int:
-    """Topaz sees the micrographs at cryopick's automatic downsampling (particles ~28 px across)."""
-    return int(auto_downsample(2 * radius))
+    """Topaz's downsampling: particles ~28 px across (round(diameter / 28)), fixed here so that
+    changes to cryopick's own rule do not change the peer (10059: 1, 10947: 2, 10017: 4, simulated: 1)."""
+    return max(1, int(round(2 * radius / 28)))
 
 
 def run_topaz_peer(d: dict, work: Path, a) -> dict:

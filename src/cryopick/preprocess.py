@@ -13,14 +13,21 @@ from skimage.transform import downscale_local_mean, rescale
 from .errors import InputError
 
 NORMALIZATIONS = ("robust", "zscore", "none")
-TARGET_DIAMETER_PX = 28.0  # auto downsampling aims at particles ~28 px across (range 20-40)
+MAX_DIAMETER_PX = 32.0  # auto downsampling: the smallest integer factor that brings a particle to <= 32 px across
 
 
-def auto_downsample(diameter_px: float, target: float = TARGET_DIAMETER_PX) -> float:
-    """Integer factor so that a particle of ``diameter_px`` spans ~20-40 px after downsampling."""
-    if diameter_px <= 0:
+def auto_downsample(diameter_px: float, max_diameter: float = MAX_DIAMETER_PX) -> float:
+    """The smallest integer factor after which a particle of ``diameter_px`` is at most
+    ``max_diameter`` px across (so 16-32 px for particles larger than that).
+
+    Chosen on validation micrographs (benchmarks/results/levers.md): CryoPPP 10059
+    (36 px particles) picks better at 18 px than at 36 (validation AP 0.597 -> 0.623),
+    10947 (60 px) better at 30 px than at 20 (0.521 vs 0.500); EMPIAR-10017 (108 px -> 27)
+    and the simulated sets (32 px) keep their factors.
+    """
+    if not (diameter_px > 0):
         raise InputError(f"particle diameter must be positive, got {diameter_px}")
-    return float(max(1, int(round(diameter_px / target))))
+    return float(max(1, int(np.ceil(diameter_px / max_diameter - 1e-9))))
 
 
 def downsample(image: np.ndarray, factor: float) -> np.ndarray:
