@@ -319,19 +319,34 @@ def test_bare_coordinates_mean_score_one():
     assert m.ap == pytest.approx(0.5)
 
 
-def test_single_matching_vs_rematching_at_threshold():
+def test_curve_matches_greedily_in_score_order_operating_point_rematches():
     # truth T at the origin; pick A (score .9) 1 px away, pick B (score .1) 0.5 px away.
-    # The single Hungarian matching of all picks gives T to B (smaller distance), so the curve
-    # says precision 0 at threshold .9; the operating point at threshold .5 re-matches A alone.
+    # The curve matches in score order (as VOC/COCO): A takes T, B is a false positive, so the
+    # high-threshold end is precision 1 (an optimal matching of all picks would give T to the
+    # closer B and say precision 0 at threshold .9). The operating point re-matches its picks.
     truth = {"m": pts((0, 0))}
     picks = {"m": (pts((1, 0), (0.5, 0)), np.array([0.9, 0.1]))}
     m, _ = evaluate_picks(picks, truth, radius=1.5)
-    np.testing.assert_allclose(m.pr_curve["precision"], [0.0, 0.5])
-    np.testing.assert_allclose(m.pr_curve["recall"], [0.0, 1.0])
-    assert m.ap == pytest.approx(0.5)  # recall step 1 at interpolated precision .5
-    assert m.mean_error == pytest.approx(0.5)
+    np.testing.assert_allclose(m.pr_curve["precision"], [1.0, 0.5])
+    np.testing.assert_allclose(m.pr_curve["recall"], [1.0, 1.0])
+    assert m.ap == pytest.approx(1.0) and m.best_threshold == pytest.approx(0.9)
+    assert m.mean_error == pytest.approx(0.5)  # all picks, optimally matched: B is the closer
     m, _ = evaluate_picks(picks, truth, radius=1.5, threshold=0.5)
     assert (m.precision, m.recall, m.n_matched, m.mean_error) == (1.0, 1.0, 1, 1.0)
+
+
+def test_greedy_match_hand_placed():
+    from cryopick.metrics import greedy_match
+
+    truth = pts((0, 0), (10, 0))
+    # p0 (.5) at (4, 0) reaches only T0 within 5 px, p1 (.9) at (6, 0) only T1: both match
+    xy = pts((4, 0), (6, 0), (30, 30))
+    np.testing.assert_array_equal(greedy_match(xy, [0.5, 0.9, 0.99], truth, 5.0), [True, True, False])
+    # both reach only T0: the higher-scoring p1 takes it, p0 finds nothing free
+    xy = pts((4, 0), (3, 0))
+    np.testing.assert_array_equal(greedy_match(xy, [0.5, 0.9], truth, 5.0), [False, True])
+    assert greedy_match(np.zeros((0, 2)), [], truth, 5.0).shape == (0,)
+    assert not greedy_match(xy, [0.5, 0.9], np.zeros((0, 2)), 5.0).any()
 
 
 def test_threshold_equals_evaluating_filtered_picks():

@@ -34,21 +34,20 @@ total distance (Hungarian algorithm on each connected component of the candidate
 
 :func:`evaluate_picks` pools every micrograph:
 
-* The precision-recall curve is built from ONE matching of ALL picks (Hungarian, per
-  micrograph); the score threshold is then swept over the picks in descending score order and the
-  matched picks count as true positives. Consequence: unlike the greedy-in-score-order matching
-  of detection benchmarks (VOC/COCO), a low-scoring pick may hold the match of a particle that a
-  higher-scoring pick was also within reach of, so the high-threshold end of the curve can be a
-  little pessimistic; in exchange the full-set point (lowest threshold) has the maximum possible
-  number of matches. At each threshold the curve is a lower bound on re-matching only the kept
-  picks.
+* The precision-recall curve is built as detection benchmarks (VOC/COCO) build it: picks are
+  matched greedily in descending score order (per micrograph), each to the nearest particle
+  within the radius that no higher-scoring pick holds; the score threshold is then swept and
+  the matched picks count as true positives. A low-scoring candidate next to a particle thus
+  never takes the match from the higher-scoring pick on it (a single optimal matching of all
+  picks would, which made the curve, AP and the calibrated threshold pessimistic for pickers
+  that return dense low-score candidates, such as Topaz with a low extraction threshold).
 * ``ap`` = area under that curve with VOC "all points" interpolation: precision is made
   monotonically non-increasing from the right, and AP = sum over recall steps of
   (recall step) x (interpolated precision). Picks with equal scores enter together.
 * ``precision``/``recall``/``f1``/``n_matched``/``mean_error`` describe one operating point: all
   picks, or the picks with ``score >= threshold`` when ``threshold`` is given; those picks are
   RE-MATCHED (Hungarian) so the numbers equal what evaluating the filtered pick set would give.
-* ``best_f1``/``best_threshold`` come from the curve (single matching).
+* ``best_f1``/``best_threshold`` come from the curve (greedy matching in score order).
 * Micrographs in ``picks`` but not in ``truth`` count as having no particles (all their picks
   are false positives); micrographs in ``truth`` but not in ``picks`` have no picks (all their
   particles are missed). 0/0 -> 0 as for pixels; ``ap = 0`` when there is no true particle;
@@ -400,6 +399,28 @@ class ParticleMetrics:
         return out
 
 
+def greedy_match(picks_xy, scores, truth_xy, radius: float) -> np.ndarray:
+    """True-positive flags of picks matched greedily in descending score order (ties: input
+    order): each pick takes the nearest still unmatched particle within ``radius`` (inclusive)."""
+    picks, truth = _as_xy(picks_xy, "picks_xy"), _as_xy(truth_xy, "truth_xy")
+    is_tp = np.zeros(len(picks), dtype=bool)
+    if len(picks) == 0 or len(truth) == 0:
+        return is_tp
+    tree = cKDTree(truth)
+    taken = np.zeros(len(truth), dtype=bool)
+    reach = radius * (1 + 1e-9) + 1e-12
+    for i in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"):
+        near = [j for j in tree.query_ball_point(picks[i], reach) if not taken[j]]
+        if not near:
+            continue
+        d = np.hypot(truth[near, 0] - picks[i, 0], truth[near, 1] - picks[i, 1])
+        k = int(np.argmin(d))
+        if d[k] <= radius:
+            taken[near[k]] = True
+            is_tp[i] = True
+    return is_tp
+
+
 def pr_curve(scores, is_tp, n_truth: int) -> tuple[dict, float, float, float | None]:
     """Precision-recall sweep over score thresholds for fixed TP flags.
 
@@ -497,8 +518,8 @@ def evaluate_picks(
 
     Returns:
         ``(overall, per_micrograph)``; ``per_micrograph`` covers the union of names, sorted.
-        See the module docstring for the protocol (single Hungarian matching for the curve/AP,
-        re-matching at the operating threshold).
+        See the module docstring for the protocol (greedy matching in score order for the
+        curve/AP, optimal re-matching at the operating threshold).
     """
     radius = _check_radius(radius)
     if threshold is not None:
@@ -512,11 +533,9 @@ def evaluate_picks(
     for name in names:
         xy, scores = _unpack_picks(name, picks[name]) if name in picks else _unpack_picks(name, None)
         t_xy = _as_xy(truth.get(name), f"truth[{name!r}]")
-        p_idx, _, dist = match_particles(xy, t_xy, radius)
-        is_tp = np.zeros(len(xy), dtype=bool)
-        is_tp[p_idx] = True
+        is_tp = greedy_match(xy, scores, t_xy, radius)
         if threshold is None:
-            n_op, op_dist = len(xy), dist
+            n_op, op_dist = len(xy), match_particles(xy, t_xy, radius)[2]
         else:
             sel = np.flatnonzero(scores >= threshold)
             n_op = sel.size
