@@ -129,13 +129,13 @@ def read_mask(path: Path) -> np.ndarray:
 
 
 def particles_of_mask(mask: np.ndarray, image_shape: tuple[int, int], radius: float | None = None,
-                      source: str = "mask") -> Particles:
+                      source: str = "mask", fit: float = FIT) -> Particles:
     """The particles of one mask laid over a micrograph of ``image_shape`` (h, w); ``radius`` in micrograph px."""
     sy, sx = image_shape[0] / mask.shape[0], image_shape[1] / mask.shape[1]
     if abs(sy - sx) > 1e-6 * max(sy, sx):
         raise InputError(f"{source}: mask {mask.shape[1]}x{mask.shape[0]} px does not have the aspect ratio of its "
                          f"micrograph ({image_shape[1]}x{image_shape[0]} px); make masks of the micrograph's shape")
-    xy, r = centres_from_mask(mask, radius, scale=sx)
+    xy, r = centres_from_mask(mask, radius, scale=sx, fit=fit)
     return Particles(xy, None, 2 * r if r > 0 else None)
 
 
