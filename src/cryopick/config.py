@@ -108,6 +108,11 @@ class PickConfig:
     box_size: int | None = None
     downsample: float | None = None  # None: the checkpoint's
     radius: float | None = None  # particle radius, original px; None: the checkpoint's (the general model needs it)
+    exclude_edge: bool = True  # .box output: drop boxes that extend past the micrograph's edge
+    pixel_size: float | None = None  # Å/px; given: picks.star gets the data_optics block of RELION 3.1+
+    progress_seconds: float = 30.0  # without a terminal: a progress line at most this often
+    poll_seconds: float = 5.0  # live mode (--watch): how often the folder is listed
+    idle_timeout: float | None = None  # live mode: stop after this many seconds without a new micrograph
 
 
 @dataclass

@@ -10,6 +10,7 @@ network plus two float32 maps of the image's size.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -54,14 +55,16 @@ def autocast_context(device: torch.device, amp: bool | None):
 @torch.no_grad()
 def predict_probability(models: nn.Module | list[nn.Module], image: np.ndarray, tile: int = 512, overlap: int = 64,
                          batch_size: int = 4, device: torch.device | str = "cpu", amp: bool = False,
-                         channels_last: bool = False, tta: bool = False) -> np.ndarray:
+                         channels_last: bool = False, tta: bool = False,
+                         progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Probability map (h, w) float32 for a preprocessed image; several models are averaged
     (an ensemble: the mean of their probabilities).
 
     ``batch_size`` tiles go through the network at once; on CUDA each batch is copied
     from pinned memory without blocking. ``amp`` (CUDA only) runs the network in bf16/fp16,
     ``channels_last`` feeds NHWC batches (use it with models converted to channels_last).
-    ``tta`` averages the 8 flips/rotations of every tile (test-time augmentation, 8x the work)."""
+    ``tta`` averages the 8 flips/rotations of every tile (test-time augmentation, 8x the work).
+    ``progress``, when given, is called as ``progress(tiles_done, tiles_total)`` after every batch."""
     models = models if isinstance(models, (list, tuple)) else [models]
     device = torch.device(device)
     h, w = image.shape
@@ -93,6 +96,8 @@ def predict_probability(models: nn.Module | list[nn.Module], image: np.ndarray, 
         for (y, x), p in zip(chunk, prob):
             acc[y : y + tile, x : x + tile] += p * weight
             norm[y : y + tile, x : x + tile] += weight
+        if progress is not None:
+            progress(min(i + batch_size, len(windows)), len(windows))
     return (acc / norm)[:h, :w]
 
 

@@ -41,6 +41,7 @@ class Picks:
     xy: np.ndarray  # (N, 2) original-micrograph px, x = column
     scores: np.ndarray  # (N,)
     prob: np.ndarray | None = None  # (h, w) probability map of the preprocessed micrograph
+    shape: tuple[int, int] | None = None  # (H, W) of the original micrograph
 
 
 class Picker:
@@ -49,6 +50,11 @@ class Picker:
         self.models, self.prep, self.cfg = models, prep, cfg or PickConfig()
         self.device, self.amp = torch.device(device), amp
         self.threshold = self.cfg.threshold if self.cfg.threshold is not None else threshold
+        self.calibrated_threshold = threshold  # the checkpoint's (None: it has none)
+        self.threshold_source = ("--threshold" if self.cfg.threshold is not None else
+                                 "calibrated on validation micrographs" if threshold is not None else
+                                 f"default {FALLBACK_THRESHOLD:g} (the checkpoint has no calibrated threshold)")
+        self.tile_progress = None  # called as (tiles done, tiles in all) while a micrograph is predicted
         for m in self.models:
             m.to(self.device).eval()
 
@@ -74,7 +80,8 @@ class Picker:
 
     def probability_with(self, image_pre: np.ndarray, tta: bool) -> np.ndarray:
         return predict_probability(self.models, image_pre, tile=self.cfg.tile_size, overlap=self.cfg.overlap,
-                                   batch_size=self.cfg.batch_size, device=self.device, amp=self.amp, tta=tta)
+                                   batch_size=self.cfg.batch_size, device=self.device, amp=self.amp, tta=tta,
+                                   progress=self.tile_progress)
 
     def peaks(self, prob: np.ndarray, floor: float = CANDIDATE_FLOOR) -> tuple[np.ndarray, np.ndarray]:
         """All candidate peaks (downsampled px) with scores >= ``floor``."""
@@ -93,7 +100,12 @@ class Picker:
             t = self.threshold if self.threshold is not None else FALLBACK_THRESHOLD
             keep = scores >= t
             xy, scores = xy[keep], scores[keep]
-        return Picks(name, xy, scores, prob if keep_prob else None)
+        return Picks(name, xy, scores, prob if keep_prob else None, tuple(image.shape[:2]))
+
+    @property
+    def pick_threshold(self) -> float:
+        """The score threshold picks are kept at."""
+        return self.threshold if self.threshold is not None else FALLBACK_THRESHOLD
 
     def pick_file(self, path: str | Path, **kw) -> Picks:
         from .data import check_particle_fits
@@ -145,17 +157,17 @@ def calibrate_threshold(picker: Picker, samples: list[Sample]) -> tuple[float | 
     return (float(overall.best_threshold) if overall.best_threshold is not None else None), overall
 
 
-OUTPUT_NAMES = {"star": "picks.star", "cryosparc": "picks_cryosparc.star", "topaz": "picks.tsv", "json": "picks.json",
-                "box": "box", "csv": "csv"}
-
-
 def pick_to_files(mics: list[str], models: list[str], cfg: PickConfig, out_dir: str | Path, device="cpu",
                   per_micrograph: bool = False, all_candidates: bool = False, save_maps: bool = False,
                   amp: bool | None = None, final_dir: str | Path | None = None) -> dict:
     """Pick every micrograph and write the requested formats into ``out_dir``; returns a summary.
 
+    The picks are those scoring at least the threshold (``cfg.threshold``, else the one
+    calibrated at training time, else 0.5); ``all_candidates`` writes every candidate peak
+    instead (for PR curves), and says so in the files and the summary.
+
     ``final_dir``: where the outputs will be once ``out_dir`` is renamed (a staging folder
-    of ``pick --overwrite``); the summary names the output files there.
+    of ``pick --overwrite``); the summary and the RELION index name the files there.
 
     ``amp`` (CUDA only; None: on for CUDA) runs the network in bf16/fp16. Under torchrun the
     micrographs are sharded over the ranks (``distributed.shard``), each rank writes the
@@ -164,50 +176,100 @@ def pick_to_files(mics: list[str], models: list[str], cfg: PickConfig, out_dir: 
     """
     import time
 
-    from tqdm.auto import tqdm
-
     from . import distributed as ddist
-    from .inference import resolve_amp
-    from .io import Particles, find_micrographs, write_labels
+    from .io import find_micrographs
     from .io.atomic import atomic_write_json, ensure_out_dir
-    from .io.micrographs import write_mrc
+    from .pickfiles import write_pick_outputs
 
     device = torch.device(device)
     main = ddist.init_from_env(device).is_main
     out = ensure_out_dir(out_dir)
-    picker = Picker.from_checkpoints(models, cfg, device=device, amp=resolve_amp(amp, device))
-    if device.type == "cuda":
-        for m in picker.models:
-            m.to(memory_format=torch.channels_last)
+    picker = make_picker(models, cfg, device, amp)
     paths = find_micrographs(mics)
     t0 = time.perf_counter()
-    diameter = 2 * picker.prep.radius
-    mine = []
-    for i in tqdm(ddist.shard_indices(len(paths)), desc="pick", unit="mic", disable=None if main else True):
-        p = picker.pick_file(paths[i], keep_prob=save_maps, all_candidates=all_candidates)
-        mine.append((i, (p.name, Particles(p.xy, p.scores, diameter))))
-        if save_maps:
-            write_mrc(out / "maps" / f"{p.name}_prob.mrc", p.prob)
-    labels = dict(ddist.merge_shards(ddist.all_gather_object(mine)))
+    mine = _pick_share(picker, paths, ddist.shard_indices(len(paths)), out if save_maps else None, cfg, main,
+                       all_candidates)
+    picks = _merge(ddist.merge_shards(ddist.all_gather_object(mine)))
     seconds = time.perf_counter() - t0
-    box = cfg.box_size or int(round(2 * diameter))
-    suffix = paths[0].suffix if paths else ".mrc"
-    written = []
+    written, notes = [], {}
     if main:
-        for fmt in cfg.formats:
-            files = write_labels(labels, out / OUTPUT_NAMES[fmt], fmt, box_size=box, per_micrograph=per_micrograph,
-                                 micrograph_suffix=suffix) or []
-            written += [str(Path(final_dir) / Path(x).relative_to(out) if final_dir else x) for x in files]
-    written = ddist.broadcast_object(written)
-    summary = {"n_micrographs": len(paths), "n_picks": int(sum(len(v) for v in labels.values())),
-               "threshold": 0.0 if all_candidates else (picker.threshold if picker.threshold is not None else FALLBACK_THRESHOLD),
-               "calibrated_threshold": picker.threshold, "seconds": seconds,
-               "seconds_per_micrograph": seconds / max(1, len(paths)), "models": [str(m) for m in models],
-               "downsample": picker.prep.downsample, "radius": picker.prep.radius, "outputs": written,
-               "per_micrograph": {k: len(v) for k, v in labels.items()}}
+        files, notes = write_pick_outputs(picks, out, cfg, box_size(cfg, picker), per_micrograph, all_candidates,
+                                          listed=Path(final_dir) if final_dir else None, floor=CANDIDATE_FLOOR)
+        written = [str(Path(final_dir) / Path(x).relative_to(out) if final_dir else x) for x in files]
+    written, notes = ddist.broadcast_object((written, notes))
+    summary = pick_summary(picker, picks.labels, models, all_candidates, seconds, len(paths))
+    summary.update(outputs=written, **notes)
     if ddist.is_distributed():
         summary["processes"] = ddist.world_size()
     if main:
         atomic_write_json(out / "pick_summary.json", summary)
     ddist.barrier()
     return summary
+
+
+def make_picker(models: list[str], cfg: PickConfig, device, amp: bool | None) -> Picker:
+    from .inference import resolve_amp
+
+    device = torch.device(device)
+    picker = Picker.from_checkpoints(models, cfg, device=device, amp=resolve_amp(amp, device))
+    if device.type == "cuda":
+        for m in picker.models:
+            m.to(memory_format=torch.channels_last)
+    return picker
+
+
+def box_size(cfg: PickConfig, picker: Picker) -> int:
+    """The .box side: ``cfg.box_size``, else twice the particle diameter."""
+    return int(cfg.box_size or int(round(4 * picker.prep.radius)))
+
+
+def pick_one(picker: Picker, path: Path, save_maps_to: Path | None, all_candidates: bool):
+    """Pick one micrograph file: (stem, Particles, micrograph path as given, (H, W))."""
+    from .io import Particles
+    from .io.micrographs import write_mrc
+
+    p = picker.pick_file(path, keep_prob=save_maps_to is not None, all_candidates=all_candidates)
+    if save_maps_to is not None:
+        write_mrc(save_maps_to / "maps" / f"{p.name}_prob.mrc", p.prob)
+    return p.name, Particles(p.xy, p.scores, 2 * picker.prep.radius), str(path), p.shape
+
+
+def _pick_share(picker: Picker, paths: list[Path], indices, save_maps_to: Path | None, cfg: PickConfig, main: bool,
+                all_candidates: bool) -> list:
+    from .progress import Progress
+
+    mine = []
+    indices = list(indices)
+    with Progress(len(indices), "pick", every=cfg.progress_seconds, enabled=main) as bar:
+        picker.tile_progress = bar.tile
+        try:
+            for i in indices:
+                bar.start(paths[i].name)
+                mine.append((i, pick_one(picker, paths[i], save_maps_to, all_candidates)))
+                bar.update()
+        finally:
+            picker.tile_progress = None
+    return mine
+
+
+def _merge(rows: list):
+    from .pickfiles import PickSet
+
+    picks = PickSet()
+    for name, particles, path, shape in rows:
+        picks.labels[name], picks.paths[name], picks.shapes[name] = particles, path, shape
+    return picks
+
+
+def pick_summary(picker: Picker, labels: dict, models: list[str], all_candidates: bool, seconds: float,
+                 n_micrographs: int) -> dict:
+    """What pick_summary.json holds (without the output files)."""
+    return {"n_micrographs": n_micrographs, "n_picks": int(sum(len(v) for v in labels.values())),
+            "all_candidates": bool(all_candidates),
+            "threshold": CANDIDATE_FLOOR if all_candidates else picker.pick_threshold,
+            "threshold_source": (f"--all-candidates: every candidate peak (score >= {CANDIDATE_FLOOR:g})"
+                                 if all_candidates else picker.threshold_source),
+            "calibrated_threshold": picker.calibrated_threshold, "seconds": seconds,
+            "seconds_per_micrograph": seconds / max(1, n_micrographs), "models": [str(m) for m in models],
+            "downsample": picker.prep.downsample, "radius": picker.prep.radius,
+            "per_micrograph": {k: len(v) for k, v in labels.items()}}

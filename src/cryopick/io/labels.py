@@ -681,12 +681,14 @@ def _star_frame(labels: LabelSet, micrograph_suffix: str, scored: bool) -> Any:
     return pd.DataFrame(data, columns=list(data))
 
 
-def _write_star(labels: LabelSet, path: Path, micrograph_suffix: str, block: str) -> Path:
+def _write_star(labels: LabelSet, path: Path, micrograph_suffix: str, block: str, note: str | None = None) -> Path:
     import starfile
 
     frame = _star_frame(labels, micrograph_suffix, _all_scored(labels))
     with atomic_path(path) as tmp:
         starfile.write({block: frame}, tmp)
+        if note:  # a comment line first (e.g. what the file holds)
+            tmp.write_text(f"# {note}\n" + tmp.read_text())
     return path
 
 
@@ -744,6 +746,7 @@ def write_labels(
     box_size: int | None = None,
     per_micrograph: bool = False,
     micrograph_suffix: str = ".mrc",
+    note: str | None = None,
 ) -> list[Path]:
     """Write ``labels`` in format ``fmt`` (atomically) and return the paths written.
 
@@ -752,6 +755,7 @@ def write_labels(
     of ``<stem><EXTENSIONS[fmt]>`` files when ``per_micrograph`` is true.
     ``micrograph_suffix`` is appended to stems where the format names micrograph files
     (STAR ``rlnMicrographName``, JSON keys). ``box_size`` (px) is required for ``box``.
+    ``note`` becomes a ``#`` comment line at the top of STAR files (the other formats have none).
     """
     if fmt not in FORMATS:
         raise InputError(f"unknown label format '{fmt}'; use one of {', '.join(FORMATS)}")
@@ -768,9 +772,9 @@ def write_labels(
 
     def write_one(subset: LabelSet, target: Path) -> Path:
         if fmt == "star":
-            return _write_star(subset, target, micrograph_suffix, "")
+            return _write_star(subset, target, micrograph_suffix, "", note)
         if fmt == "cryosparc":
-            return _write_star(subset, target, micrograph_suffix, "particles")
+            return _write_star(subset, target, micrograph_suffix, "particles", note)
         if fmt == "topaz":
             return _write_topaz(subset, target)
         return _write_json(subset, target, micrograph_suffix)
