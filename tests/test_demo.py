@@ -22,4 +22,16 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
         assert section in html
     for ref in re.findall(r'(?:src|href)="([^"]+)"', html):
         assert ref.startswith(("data:", "#")) or (out / ref).exists(), ref
-    assert str(out / "report.html") in capsys.readouterr().out
+    log = capsys.readouterr().out
+    assert str(out / "report.html") in log
+    # the picks are the calibrated picks; every candidate only in its own, marked folder
+    assert "P/R at best not shown" not in log and " test P " in log
+    for label in ("supervised", "self-trained"):
+        t = summary["test_particles"][label]
+        assert t["threshold_source"] == "calibrated on validation micrographs" and t["threshold"] > 0.05
+    picks = out / "picks_self_trained"
+    assert not json.loads((picks / "pick_summary.json").read_text())["all_candidates"]
+    assert not (picks / "picks.star").read_text().startswith("# cryopick pick --all-candidates")
+    assert (picks / "all_candidates" / "picks.star").read_text().startswith("# cryopick pick --all-candidates")
+    assert html.index('id="summary"') < html.index('id="contents"') and "model to use" in html
+    assert len(html.encode()) < 3_000_000

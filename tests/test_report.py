@@ -419,3 +419,55 @@ def test_render_report_script(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert is_png(out) and no_temp_files(out.parent)
+
+
+# --------------------------------------------------------------------------- summary, order, page size
+
+
+def test_summary_first_and_sections_in_the_order_of_the_work(tmp_path):
+    root = tmp_path / "demo"
+    make_comparison(root / "compare")
+    make_training(root / "compare" / "unet")
+    make_pick(root / "picks_self_trained")
+    make_evaluation(root / "picks_self_trained" / "evaluation")
+    make_selftrain(root / "selftrain")
+    make_figures(root)
+    s = json.loads((root / "picks_self_trained" / "pick_summary.json").read_text())
+    s.update(threshold=0.42, threshold_source="calibrated on validation micrographs", all_candidates=False,
+             models=[str(root / "selftrain" / "final_model.pt")])
+    write_json(root / "picks_self_trained" / "pick_summary.json", s)
+    page, sections = render_report(root)
+    assert sections[0].id == "summary"
+    assert page.index('id="summary"') < page.index('id="contents"')
+    summary = page[page.index('id="summary"'):page.index('id="contents"')]
+    for text in ["threshold 0.420 (calibrated on validation micrographs)", "model to use", "final_model.pt",
+                 "cryopick pick --model", "--format relion", "precision", "Pixel metrics score"]:
+        assert text in summary, text
+    order = [page.index(f'id="{i}"') for i in ["run-selftrain", "run-picks-self-trained", "run-compare", "figures"]]
+    assert order == sorted(order)
+    assert "Pixel metrics score" in page.split('id="compare-comparison-md"')[1][:2000]
+
+
+def test_all_candidates_picks_are_flagged(tmp_path):
+    d = make_pick(tmp_path / "cand")
+    s = json.loads((d / "pick_summary.json").read_text())
+    write_json(d / "pick_summary.json", {**s, "all_candidates": True, "threshold": 0.05})
+    page, _ = render_report(d)
+    assert page.count("EVERY candidate peak") >= 2  # the summary and the picking section
+
+
+def test_large_noisy_figures_are_embedded_as_jpeg(tmp_path):
+    from PIL import Image
+
+    from cryopick.report.summary import compact_image
+
+    noisy = np.random.default_rng(0).integers(0, 255, (700, 700, 3), dtype=np.uint8)
+    path = tmp_path / "figures" / "micrograph.png"
+    path.parent.mkdir()
+    Image.fromarray(noisy).save(path)
+    data, mime = compact_image(path.read_bytes())
+    assert mime == "image/jpeg" and len(data) < path.stat().st_size / 2
+    small = write_png(tmp_path / "small.png").read_bytes()
+    assert compact_image(small) == (small, "image/png")
+    page, _ = render_report(tmp_path)
+    assert page.count("data:image/jpeg") == 1 and len(page) < path.stat().st_size

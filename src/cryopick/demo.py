@@ -84,11 +84,14 @@ def run_demo(out_dir: str | Path, s: DemoSettings, device: str = "auto", log: Ca
     comparison = _compare(out, cfg, s, log)
 
     step("report")
-    report = _report(out, log)
-    total = time.perf_counter() - t_start
     result = {"settings": dataclasses.asdict(s), "selftrain": {"baseline": summary.get("baseline"),
                                                                "final": summary.get("final")},
-              "test_particles": results, "comparison": comparison, "seconds": total, "report": str(report)}
+              "test_particles": results, "comparison": comparison, "test_micrographs": str(paths.test_mics),
+              "seconds": time.perf_counter() - t_start, "report": str(out / "report.html")}
+    atomic_write_json(out / "demo_summary.json", result)  # first: the report's summary reads it
+    report = _report(out, log)
+    total = time.perf_counter() - t_start
+    result.update(seconds=total, report=str(report))
     atomic_write_json(out / "demo_summary.json", result)
     log(f"\ndemo finished in {total:.0f} s; report: {report}")
     return result

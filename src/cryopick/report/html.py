@@ -20,7 +20,9 @@ with ``overall``)           ``pr_curve.csv``), per-micrograph table
 ``*.png``, ``figures/*.png``  figures, captioned with the file name
 ==========================  ===================================================================
 
-The page works offline: figures are PNG data URIs, tables are HTML, styles are inline, there is
+The page opens with a summary (:mod:`.summary`: what ran, the picks and their threshold, particle
+F1 / AP, the model to use and the next command); sub-runs follow in the order of the work.
+The page works offline: figures are PNG data URIs (large, noisy ones JPEG), tables are HTML, styles are inline, there is
 no script and no external resource. The only links are in-page anchors and relative links to
 files of the run that exist. Every section has an ``id`` (listed in the table of contents).
 """
@@ -50,6 +52,7 @@ from cryopick.io.atomic import atomic_write_text
 
 from . import figures
 from .figures import _num
+from .summary import PIXEL_VS_PARTICLE, candidates_note, compact_image, summary_section, work_order
 
 __all__ = ["Section", "build_report", "write_report", "render_report", "find_runs", "run_kinds", "markdown_to_html"]
 
@@ -192,7 +195,8 @@ def _flatten(d: Mapping, prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def _img_tag(png: bytes, alt: str, caption: str | None = None) -> str:
-    src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    data, mime = compact_image(png)  # a large, noisy PNG (a micrograph) as JPEG: the page stays small
+    src = f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
     cap = f"<figcaption>{_e(caption)}</figcaption>" if caption else ""
     return f'<figure><img src="{src}" alt="{_e(alt)}">{cap}</figure>'
 
@@ -284,8 +288,9 @@ def _subdirs(d: Path) -> list[Path]:
         subs = [p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in SKIP_DIRS]
     except OSError:
         return []
-    # self-training's supervised phase before its iterations; otherwise natural name order
-    return sorted(subs, key=lambda p: (p.name != "supervised", _natural_key(p.name)))
+    # self-training's supervised phase before its iterations
+    # otherwise in the order of the work (training, self-training, picking, evaluation, comparison)
+    return sorted(subs, key=lambda p: (work_order(p, run_kinds)[:2], _natural_key(p.name)))
 
 
 def find_runs(d: str | os.PathLike[str], depth: int = MAX_DEPTH) -> list[Path]:
@@ -411,7 +416,7 @@ def _training_sections(d: Path, p: str, ctx: _Context, title: str) -> Section:
         every = f"every {step} epochs, plus the first, best and last" if step > 1 else "all " + what
         sec.children.append(Section(ctx.new_id(f"{p}training-table"), "Performance over time",
                                     f'<p class="caption">Validation pixel metrics, {_e(every)}; '
-                                    f"best epoch in bold.</p>{table}"))
+                                    f"best epoch in bold. {_e(PIXEL_VS_PARTICLE)}</p>{table}"))
     else:
         sec.children.append(Section(ctx.new_id(f"{p}training-curves"), "Training curves",
                                     _note("No epoch recorded yet (metrics.json missing or empty).")))
@@ -539,7 +544,7 @@ def _pick_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
             rows.append(("picks per micrograph (min / median / max)",
                          f"{counts[0]:g} / {statistics.median(counts):g} / {counts[-1]:g}"))
     srcs = [path] + [x for x in (d / "config.yaml",) if x.is_file()]
-    parts = [_sources(srcs, ctx), _kv_table(rows)]
+    parts = [_sources(srcs, ctx)] + [_note(n, "warn") for n in [candidates_note(s)] if n] + [_kv_table(rows)]
     if (d / "config.yaml").is_file():
         try:
             cfg = _read_yaml(d / "config.yaml")
@@ -606,7 +611,9 @@ def _evaluation_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
             ("best_f1", "best F1 over thresholds"), ("best_threshold", "threshold of the best F1")]
     rows: list[tuple[str, Any]] = [("match radius (px)", m.get("radius"))]
     rows += [(label, overall.get(k)) for k, label in keys if k in overall]
-    sec.body = _sources(sources, ctx) + _kv_table(rows)
+    sec.body = (_sources(sources, ctx) + _kv_table(rows) + '<p class="caption">Particle metrics: picks matched to '
+                "true centres within the match radius; the score threshold is the one the picks were scored at (—: "
+                "every pick in the file).</p>")
 
     curve_src = dict(overall)
     if not curve_src.get("pr_curve") and (d / "pr_curve.csv").is_file():
@@ -829,7 +836,8 @@ def _comparison_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
             md = markdown_to_html(text, image)
         except (OSError, UnicodeDecodeError) as exc:
             md = _note(f"comparison.md: cannot read ({exc})", "warn")
-        sec.children.append(Section(ctx.new_id(f"{p}comparison-md"), md_title, f'<div class="md">{md}</div>'))
+        sec.children.append(Section(ctx.new_id(f"{p}comparison-md"), md_title,
+                                    f'<p class="caption">{_e(PIXEL_VS_PARTICLE)}</p><div class="md">{md}</div>'))
 
     variants = data.get("variants") if data is not None and isinstance(data.get("variants"), Mapping) else {}
     variants = {str(k): v for k, v in variants.items() if isinstance(v, Mapping)}
@@ -846,7 +854,8 @@ def _comparison_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
         table = _table(["Variant"] + [label for _, label, _ in COMPARE_COLUMNS], rows, bold=bold)
         sec.children.append(Section(ctx.new_id(f"{p}comparison-table"), "Variants",
                                     intro + '<p class="caption">Validation pixel metrics at the best epoch; particle '
-                                    "metrics on the validation micrographs. Best validation F1 in bold.</p>" + table))
+                                    "metrics on the validation micrographs. Best validation F1 in bold. "
+                                    f"{_e(PIXEL_VS_PARTICLE)}</p>" + table))
         extra = []
         diffs = data.get("differences")
         if isinstance(diffs, Mapping) and diffs:
@@ -942,7 +951,7 @@ def _safe(kind: str, d: Path, p: str, ctx: _Context, title: str) -> Section | No
 def _run_sections(d: Path, prefix: str, ctx: _Context, depth: int, parent_kinds: Sequence[str] = ()) -> list[Section]:
     # figures last, so the PNGs a section already shows (pr_curve.png) are not repeated
     kinds = run_kinds(d)
-    ordered = [k for k in kinds if k != "figures"] + (["figures"] if "figures" in kinds else [])
+    ordered = [k for k in kinds if k != "figures"]
     sections = []
     for kind in ordered:
         s = _safe(kind, d, prefix, ctx, _RENDERERS[kind][0])
@@ -963,6 +972,10 @@ def _run_sections(d: Path, prefix: str, ctx: _Context, depth: int, parent_kinds:
             child.collapsed = ("selftrain" in kinds and re.fullmatch(r"iteration_\d+", sub.name) is not None) \
                 or "comparison" in kinds
             sections.append(child)
+    if "figures" in kinds:  # after the sub-runs, and the PNGs a section already shows are not repeated
+        s = _safe("figures", d, prefix, ctx, _RENDERERS["figures"][0])
+        if s is not None:
+            sections.append(s)
     return sections
 
 
@@ -1011,6 +1024,8 @@ details{margin:8px 0}summary{cursor:pointer;color:var(--accent)}
 blockquote{margin:8px 0;padding:4px 12px;border-left:3px solid var(--line);color:var(--muted)}
 .md table{font-size:13px}
 .md h4{font-size:17px;margin-top:18px}.md h5{font-size:15px;margin-top:16px}.md h6{font-size:14px}
+#summary{background:#f3f8ff;border:1px solid #c9d9f2;border-radius:6px;padding:2px 18px 10px;margin-bottom:18px}
+#summary h2{margin-top:12px}#summary pre{white-space:pre-wrap;overflow-wrap:anywhere}
 @media print{nav.toc>ul{columns:1}table.data thead th{position:static}}
 """
 
@@ -1049,6 +1064,7 @@ def render_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] |
     ctx = _Context(out_path.parent)
     ctx.ids.add("contents")
     sections = _run_sections(d, "", ctx, depth)
+    top = summary_section(d, ctx, Section, _e)
     name = d.resolve().name or str(d)
     now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     body = "".join(_render_section(s, 2) for s in sections)
@@ -1060,9 +1076,9 @@ def render_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] |
         f"<header class=\"page\"><h1>cryopick report: {_e(name)}</h1>"
         f"<div class=\"meta\">cryopick {_e(__version__)} · generated {_e(now)} · run directory "
         f"<code>{_e(d.resolve())}</code></div></header>"
-        f"{_toc(sections)}{body}</main></body></html>\n"
+        f"{_render_section(top, 2) if top else ''}{_toc(sections)}{body}</main></body></html>\n"
     )
-    return page, sections
+    return page, ([top] if top else []) + sections
 
 
 def build_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
