@@ -370,3 +370,17 @@ def test_cryosparc_csv_export(tmp_path: Path) -> None:
     (tmp_path / "noshape.csv").write_text("location/center_x_frac,location/center_y_frac\n0.5,0.5\n")
     with pytest.raises(InputError, match=r"noshape\.csv.*micrograph_shape"):
         read_labels(tmp_path / "noshape.csv")
+
+
+def test_star_note_is_a_comment_line_that_reads_back(tmp_path):
+    import starfile
+
+    from cryopick.io import Particles, read_labels, write_labels
+
+    labels = {"m1": Particles(np.array([[1.5, 2.0], [10.0, 20.25]]), np.array([0.9, 0.4]))}
+    for fmt in ("star", "cryosparc"):
+        path = write_labels(labels, tmp_path / f"{fmt}.star", fmt, note="every candidate")[0]
+        assert path.read_text().startswith("# every candidate\n")
+        assert len(next(iter(starfile.read(path, always_dict=True).values()))) == 2
+        back = read_labels(path)
+        assert np.allclose(back["m1"].xy, labels["m1"].xy) and np.allclose(back["m1"].scores, [0.9, 0.4])
