@@ -42,6 +42,10 @@ def main(argv=None) -> int:
     ap.add_argument("--model", required=True, action="append")
     ap.add_argument("--tag", default="")
     ap.add_argument("--results", default=str(HERE / "results" / "pick_levers.json"))
+    ap.add_argument("--tta", default="off,on", help="which TTA settings to try")
+    ap.add_argument("--min-distance", default="1.0", help="NMS distances to try, as fractions of the radius")
+    ap.add_argument("--smooth", default="0.333", help="smoothing sigmas to try, as fractions of the radius")
+    ap.add_argument("--scores", default="peak,mean")
     a = ap.parse_args(argv)
     d = make_set(a.set, WORK / a.set, quick=False)
     base = Picker.from_checkpoints(a.model, PickConfig())
@@ -49,26 +53,29 @@ def main(argv=None) -> int:
                   for p in find_micrographs([str(d[f"{s}_mics"])])} for s in ("val", "test")}
     truth = {s: {k: v.xy for k, v in read_labels(d[f"{s}_labels"]).items()} for s in ("val", "test")}
     rows = []
-    for tta in (False, True):
+    for tta in [t == "on" for t in a.tta.split(",")]:
         t = time.perf_counter()
         probs = {s: {k: base.probability_with(img, tta) for k, img in images[s].items()} for s in images}
         net_s = (time.perf_counter() - t) / sum(len(v) for v in images.values())
-        for score in ("peak", "mean"):
-            picker = Picker(base.models, base.prep, dataclasses.replace(PickConfig(), score=score, tta=tta))
+        variants = [(sc, float(m), float(sm)) for sc in a.scores.split(",") for m in a.min_distance.split(",")
+                    for sm in a.smooth.split(",")]
+        for score, md, sm in variants:
+            cfg = dataclasses.replace(PickConfig(), score=score, tta=tta, min_distance=md * base.prep.radius, smooth=sm)
+            picker = Picker(base.models, base.prep, cfg)
             picks = {s: {k: _orig(picker.peaks(p), base.prep.downsample) for k, p in probs[s].items()} for s in probs}
             val = evaluate_picks(picks["val"], truth["val"], d["radius"])[0]
             test = evaluate_picks(picks["test"], truth["test"], d["radius"])[0]
             cal = evaluate_picks(picks["test"], truth["test"], d["radius"], threshold=val.best_threshold or 0.0)[0]
-            rows.append({"set": a.set, "tag": a.tag, "tta": tta, "score": score, "val_AP": val.ap,
+            rows.append({"set": a.set, "tag": a.tag, "tta": tta, "score": score, "min_distance": md, "smooth": sm, "val_AP": val.ap,
                          "val_F1": val.best_f1, "test_AP": test.ap, "test_best_F1": test.best_f1, "test_cal_F1": cal.f1,
                          "net_s_per_mic": net_s})
-            print(f"{a.set} tta={tta!s:5} score={score:4}  val AP {val.ap:.3f} F1 {val.best_f1:.3f}  "
+            print(f"{a.set} tta={tta!s:5} score={score:4} min-distance {md:g} r smooth {sm:g} r  val AP {val.ap:.3f} F1 {val.best_f1:.3f}  "
                   f"test AP {test.ap:.3f} cal F1 {cal.f1:.3f}  ({net_s:.1f} s/mic network)", flush=True)
     path = Path(a.results)
     old = json.loads(path.read_text()) if path.exists() else []
-    keys = {(r["set"], r["tag"], r["tta"], r["score"]) for r in rows}
-    path.write_text(json.dumps([r for r in old if (r["set"], r["tag"], r["tta"], r["score"]) not in keys] + rows,
-                               indent=2))
+    key = lambda r: (r["set"], r["tag"], r["tta"], r["score"], r.get("min_distance", 1.0), r.get("smooth", 0.333))  # noqa: E731
+    keys = {key(r) for r in rows}
+    path.write_text(json.dumps([r for r in old if key(r) not in keys] + rows, indent=2))
     return 0
 
 

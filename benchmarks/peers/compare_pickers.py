@@ -226,6 +226,14 @@ def markdown(rows: list[dict]) -> str:
     return header + "\n" + "\n".join(lines) + "\n"
 
 
+def results_markdown(rows: list[dict]) -> str:
+    return (f"# Pickers side by side\n\nMachine: {machine()} (2 shared cores: times are upper bounds; compare "
+            f"pickers of one set, as ratios)\n\nProtocol: benchmarks/peers/compare_pickers.py (docstring). Scorer: "
+            f"matching within the particle radius (greedy in score order for the curve). AP, best F1 (P, R at "
+            f"it) on the test micrographs; calibrated F1 (P, R) at the threshold that maximised F1 on the "
+            f"validation micrographs.\n\n" + markdown(rows))
+
+
 def merge_results(rows: list[dict], path: Path, settings: dict) -> list[dict]:
     """Replace rows of the same (set, picker, tag) in ``path`` (JSON), keep the others."""
     old = json.loads(path.read_text())["rows"] if path.exists() else []
@@ -269,11 +277,7 @@ def main(argv=None) -> int:
     res.mkdir(parents=True, exist_ok=True)
     name = "peers_quick" if a.quick else "peers_real"
     merged = merge_results(rows, res / f"{name}.json", vars(a))
-    md = (f"# Pickers side by side\n\nMachine: {machine()} (2 shared cores: times are upper bounds; compare "
-          f"pickers of one set, as ratios)\n\nProtocol: benchmarks/peers/compare_pickers.py (docstring). Scorer: "
-          f"Hungarian matching within the particle radius. AP, best F1 (P, R at it) on the test micrographs; "
-          f"calibrated F1 (P, R) at the threshold that maximised F1 on the validation micrographs.\n\n"
-          + markdown(merged))
+    md = results_markdown(merged)
     (res / f"{name}.md").write_text(md)
     print("\n" + markdown(rows) + f"\ntotal {time.perf_counter() - t0:.0f} s; merged into {res / name}.json/.md")
     return 0

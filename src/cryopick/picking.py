@@ -86,7 +86,7 @@ class Picker:
     def peaks(self, prob: np.ndarray, floor: float = CANDIDATE_FLOOR) -> tuple[np.ndarray, np.ndarray]:
         """All candidate peaks (downsampled px) with scores >= ``floor``."""
         r = self.prep.radius / self.prep.downsample  # particle radius, downsampled px
-        smooth = gaussian_filter(prob, sigma=max(0.5, r / 3))
+        smooth = gaussian_filter(prob, sigma=max(0.5, r * self.cfg.smooth)) if self.cfg.smooth > 0 else prob
         min_dist = (self.cfg.min_distance or self.prep.radius) / self.prep.downsample
         return find_peaks(smooth, min_distance=min_dist, threshold=floor, min_area=self.cfg.min_area,
                           exclude_border=0, score=self.cfg.score, radius=max(1.0, self.prep.mask_radius))
