@@ -130,8 +130,9 @@ class LiveWatcher:
 
         stem = micrograph_stem(path.name)
         t0 = time.perf_counter()
-        size = path.stat().st_size
+        size = -1
         try:
+            size = path.stat().st_size
             name, particles, given, shape = pick_one(self.picker, path, None, self.all_candidates)
         except (InputError, OSError, ValueError) as exc:
             text = str(exc) if isinstance(exc, CryopickError) else f"{type(exc).__name__}: {exc}"
