@@ -8,7 +8,7 @@ or a pipe it writes one line every ``every`` seconds at most::
     pick: 12/300 micrographs (4 %), 0.83 micrographs/s, about 5m47s left
     pick: micrograph 13/300 (mic_0013): tile 96/400
 
-and a last line when it closes. ``tile`` is the callback
+and, when it wrote any, a last line when it closes (a run of a few seconds writes none). ``tile`` is the callback
 :func:`cryopick.inference.predict_probability` takes as ``progress``.
 """
 
@@ -41,6 +41,7 @@ class Progress:
         self.terminal = _isatty(self.stream) if terminal is None else terminal
         self.done, self.t0 = 0, time.monotonic()
         self._last_line = self.t0
+        self._printed = False
         self.current: str | None = None
         self._bar = self._tiles = None
         if enabled and self.terminal:
@@ -93,20 +94,21 @@ class Progress:
             self._line(f"{self.desc}: {where}{name}: tile {done}/{total}")
 
     # -- ending ------------------------------------------------------------------------
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
+        """End: a last line when earlier lines were written (a short run writes none) and it did not fail."""
         self._close_tiles()
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        elif self.enabled and self.done:
+        elif self.enabled and self.done and self._printed and not failed:
             self._line(self.summary() + f" in {format_seconds(time.monotonic() - self.t0)}")
         self.enabled = False
 
     def __enter__(self) -> "Progress":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(failed=exc_type is not None)
 
     def _close_tiles(self) -> None:
         if self._tiles is not None:
@@ -121,6 +123,7 @@ class Progress:
         return False
 
     def _line(self, text: str) -> None:
+        self._printed = True
         try:
             print(text, file=self.stream, flush=True)
         except (OSError, ValueError):  # a closed stream must not stop the work
