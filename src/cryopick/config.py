@@ -97,8 +97,8 @@ class SelfTrainConfig:  # defaults chosen on validation micrographs: benchmarks/
 @dataclass
 class PickConfig:
     threshold: float | None = None  # None: the checkpoint's calibrated threshold
-    min_distance: float | None = None  # px, original micrograph; None: the particle radius
-    smooth: float = 1 / 3  # Gaussian smoothing of the map before peak finding, sigma as a fraction of the radius
+    min_distance: float | None = None  # px, original micrograph; None: half the particle radius (see picking)
+    smooth: float = 0.15  # Gaussian smoothing of the map before peak finding, sigma as a fraction of the radius
     score: str = "peak"  # peak: smoothed map at the peak | mean: map averaged over the target disk
     tta: bool = False  # average the 8 flips/rotations of each tile (8x the network time)
     min_area: int = 0

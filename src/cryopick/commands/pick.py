@@ -35,11 +35,13 @@ def add_args(p):
                    help=".box output: drop boxes that extend past the micrograph's edge (default on)")
     p.add_argument("--angpix", type=float, metavar="A", help="pixel size in Å: picks.star gets the data_optics block "
                                                              "of RELION 3.1+ particle files")
-    p.add_argument("--min-distance", type=float, help="minimum distance between picks, original px (default: the radius)")
+    p.add_argument("--min-distance", type=float, help="minimum distance between picks, original px (default: half the radius)")
     p.add_argument("--min-area", type=int, default=0, help="drop blobs smaller than this many px")
     p.add_argument("--downsample", type=float, help="override the checkpoint's downsampling factor")
     p.add_argument("--radius", type=float, help="particle radius in micrograph px (needed with --model general; "
                                                 "default: the checkpoint's)")
+    p.add_argument("--smooth", type=float, default=0.15,
+                   help="smoothing of the map before peak finding, sigma as a fraction of the radius (default 0.15)")
     p.add_argument("--tta", action="store_true", help="average the 8 flips/rotations (test-time augmentation, 8x slower)")
     p.add_argument("--score", choices=["peak", "mean"], default="peak",
                    help="pick score: the smoothed map at the peak (default) or its mean over the particle's core")
@@ -69,6 +71,7 @@ def _config(args):
     cfg = PickConfig(threshold=args.threshold, min_distance=args.min_distance, min_area=args.min_area,
                      tile_size=args.tile_size, batch_size=args.batch_size, formats=args.format or ["star"],
                      box_size=args.box_size, downsample=args.downsample, radius=args.radius, tta=args.tta,
+                     smooth=args.smooth,
                      score=args.score, exclude_edge=args.exclude_edge, pixel_size=args.angpix,
                      progress_seconds=args.progress_every, poll_seconds=args.poll, idle_timeout=args.idle_timeout)
     check_pick_config(cfg, args.seed)
