@@ -42,6 +42,7 @@ from typing import Any, Callable
 
 from .config import RunConfig
 from .errors import InputError
+from .io.formats import FORMATS as LABEL_FORMATS
 
 SECTIONS = ("data", "model", "train", "selftrain", "pick")
 SELFTRAIN_MODE = "selftrain"  # the special field: supervised (off) vs self-training (on)
@@ -54,7 +55,7 @@ CHOICES = {
     "train.loss": ("bce", "focal", "dice", "combined"),
     "train.scheduler": ("cosine", "warm-restarts"),
     "data.normalize": ("robust", "zscore", "none"),
-    "data.label_format": ("star", "cryosparc", "box", "topaz", "csv", "json"),
+    "data.label_format": tuple(LABEL_FORMATS),
     "pick.score": ("peak", "mean"),
 }
 

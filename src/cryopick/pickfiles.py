@@ -12,6 +12,7 @@ format          one file (default)                     ``--per-micrograph``
 ``box``         ``box/<stem>.box`` (always per micrograph; ``exclude_edge`` drops boxes that
                 extend past the micrograph's edge)
 ``csv``         ``csv/<stem>.csv`` (always per micrograph)
+``cbox``        ``cbox/<stem>.cbox`` (crYOLO; always per micrograph)
 ``relion``      ``relion/<stem>_autopick.star`` and the index ``relion/autopick.star``
                 (:mod:`cryopick.io.relion`)
 ==============  =====================================  ======================================
@@ -29,20 +30,21 @@ import numpy as np
 
 from .config import PickConfig
 from .io import Particles, write_labels
+from .io.formats import FORMATS
+from .io.outdir import PICK_OUTPUTS
 from .io.relion import update_index, write_autopick_star, write_particles_star
 from .io.relion import coordinate_file_name as relion_file_name
 
 __all__ = ["OUTPUT_NAMES", "FOLDER_NAMES", "EXTRA_PICK_OUTPUTS", "CANDIDATES_NOTE", "PickSet", "box_fits",
            "write_pick_outputs", "format_target"]
 
-OUTPUT_NAMES = {"star": "picks.star", "cryosparc": "picks_cryosparc.star", "topaz": "picks.tsv", "json": "picks.json",
-                "box": "box", "csv": "csv", "relion": "relion"}
-FOLDER_NAMES = {"star": "star", "cryosparc": "cryosparc", "topaz": "topaz", "json": "json", "box": "box", "csv": "csv",
-                "relion": "relion"}
-PER_MICROGRAPH_ONLY = ("box", "csv", "relion")
+#: entry of ``--out`` per format (derived from the label-format registry, plus the RELION layout)
+OUTPUT_NAMES = {name: f.output_name for name, f in FORMATS.items()} | {"relion": "relion"}
+FOLDER_NAMES = {name: name for name in OUTPUT_NAMES}
+PER_MICROGRAPH_ONLY = tuple(name for name, f in FORMATS.items() if f.per_micrograph_only) + ("relion",)
 LIVE_STATE = "live_state.json"
 #: what pick writes beyond ``io.outdir.PICK_OUTPUTS`` (the --per-micrograph folders, the RELION layout, live mode)
-EXTRA_PICK_OUTPUTS = ["star", "cryosparc", "topaz", "json", "relion", LIVE_STATE]
+EXTRA_PICK_OUTPUTS = [name for name in FOLDER_NAMES if name not in PICK_OUTPUTS] + [LIVE_STATE]
 CANDIDATES_NOTE = ("cryopick pick --all-candidates: EVERY candidate peak (score >= {floor:g}), not the picks at "
                    "the threshold; pick again without --all-candidates for the particles")
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..config import RunConfig, load_config
 from ..errors import InputError
+from ..io.formats import FORMAT_HELP, FORMATS
 
 BOOL = argparse.BooleanOptionalAction
 
@@ -28,7 +29,7 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g.add_argument("--labels", metavar="LABELS", help="label file or directory (STAR, CryoPPP CSV, .box, Topaz TSV, JSON, mask images)")
     g.add_argument("--val-images", nargs="+", metavar="MICS", help="validation micrographs (default: hold out a share)")
     g.add_argument("--val-labels", metavar="LABELS")
-    g.add_argument("--label-format", choices=["star", "cryosparc", "box", "topaz", "csv", "json"])
+    g.add_argument("--label-format", choices=list(FORMATS), help=f"label file format (default: guessed per file): {FORMAT_HELP}")
     g.add_argument("--radius", type=float, help="particle radius in original micrograph pixels (default: half the labels' diameter)")
     g.add_argument("--downsample", type=float, help="downsampling factor (default: auto, the smallest integer that brings particles to <= 32 px)")
     g.add_argument("--normalize", choices=["robust", "zscore", "none"])

@@ -19,8 +19,9 @@ examples:
 from ._checks import check_pick_config, check_value
 from ._common import BOOL, add_common
 from ._outputs import add_overwrite, output_folder
+from ..pickfiles import OUTPUT_NAMES
 
-FORMATS = ["star", "cryosparc", "relion", "box", "topaz", "csv", "json"]
+FORMATS = list(OUTPUT_NAMES)  # the label formats and relion
 
 
 def add_args(p):
