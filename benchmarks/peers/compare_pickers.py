@@ -153,7 +153,7 @@ def run_dog(d: dict, work: Path, a) -> dict:
         ap = evaluate_picks(val, truth, d["radius"])[0].ap
         best = max(best, (ap, scale))
     scale = best[1]
-    picks, t = {}, time.perf_counter()
+    picks = {}
     for split in ("val", "test"):
         t = time.perf_counter()
         picks[split] = {k: dog_pick(img, d["radius"] * scale, downsample=None, polarity="dark",
