@@ -121,4 +121,3 @@ class _RandomTransform:
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({options})"
-

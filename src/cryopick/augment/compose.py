@@ -80,4 +80,3 @@ def default_train_transform(augment: bool) -> Compose:
     if augment:
         return Compose([CryoEMAugmentation(0.5), Normalize()])
     return Compose([Normalize()])
-

@@ -65,4 +65,3 @@ class ElasticDeform(_RandomTransform):
         image = ndimage.map_coordinates(image, coords, order=1, mode="reflect", output=np.float32)
         mask = ndimage.map_coordinates(mask, coords, order=0, mode="reflect", output=np.float32)
         return image, mask
-

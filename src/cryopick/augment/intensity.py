@@ -166,4 +166,3 @@ class Normalize:
 
     def __repr__(self) -> str:
         return f"Normalize(eps={self.eps!r})"
-
