@@ -28,14 +28,14 @@ class DataConfig:
     radius: float | None = None  # particle radius in original-micrograph px; None: half the labels' diameter
     mask_radius_scale: float = 0.6  # target disk radius = radius * scale (0.6: touching particles stay apart; see README)
     downsample: float | None = None  # None: auto, so that a particle spans ~24-32 px
-    normalize: str = "robust"  # robust | zscore | none
+    normalize: str = "robust"  # a name in preprocess.NORMALIZATIONS
     val_fraction: float = 0.2  # share of micrographs held out when no --val-images are given
     particles_per_micrograph: float | None = None  # expected particles per micrograph (as Topaz's -n): enables PU learning
 
 
 @dataclass
 class ModelConfig:
-    arch: str = "unet"  # unet | attention-unet
+    arch: str = "unet"  # a name in models.ARCHITECTURES
     base_features: int | None = None  # None: 64 on CUDA (the seeds), 16 on CPU
 
 
@@ -45,11 +45,11 @@ class TrainConfig:
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    scheduler: str = "cosine"  # cosine | warm-restarts
+    scheduler: str = "cosine"  # a name in schedulers.SCHEDULERS
     t0: int = 10  # warm restarts: first period (epochs)
     t_mult: int = 2
     eta_min: float = 1e-6
-    loss: str = "auto"  # auto | bce | focal | dice | combined | pu (auto: pu when an expected particle count is known)
+    loss: str = "auto"  # auto or a name in losses.REGISTRY (auto: pu when an expected particle count is known)
     pu_prior: float | None = None  # pu: share of unlabelled pixels that are particle; None: from particles_per_micrograph
     focal_weight: float = 0.7
     dice_weight: float = 0.3
@@ -92,6 +92,9 @@ class SelfTrainConfig:  # defaults chosen on validation micrographs: benchmarks/
     iteration_model: str = "best"  # best: each iteration's epoch with the best validation particle AP | last
     teacher: str = "last"  # last: the latest model labels | ensemble: mean of the baseline and all iterations
     retrain_lr: float | None = None  # learning rate of the iterations; None: 0.3 x --lr
+
+
+PICK_SCORES = ("peak", "mean")  # PickConfig.score (see peaks.find_peaks)
 
 
 @dataclass

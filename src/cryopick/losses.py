@@ -2,11 +2,17 @@
 
 Targets hold 1 (particle), 0 (background) or values in between (soft labels), and
 IGNORE (-1) for pixels that must not contribute: ignored pixels get exactly zero
-gradient. Each loss is a pure function plus a thin ``nn.Module``; ``build_loss`` maps
-the CLI names onto them.
+gradient. Each loss is a pure function plus a thin ``nn.Module`` (:class:`MaskedLoss`).
+:data:`REGISTRY` declares every loss once (function, options, help); ``build_loss``, the
+CLI's ``--loss``/``--retrain-loss`` choices and ``compare``'s accepted values derive from it.
+Adding a loss: its function here and one :class:`Loss` entry in :data:`REGISTRY`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -102,34 +108,80 @@ class MaskedLoss(nn.Module):
         return f"{self.fn.__name__}, {self.options}"
 
 
-LOSSES = ("bce", "focal", "dice", "combined", "pu")
+def _check_prior(prior: float | None = None, **_) -> None:
+    if prior is None or not 0 < prior < 1:
+        raise InputError(f"the pu loss needs a class prior in (0, 1), got {prior}; give --particles-per-micrograph "
+                         "(expected particles per micrograph) or --pu-prior")
+
+
+def _describe_combined(options: dict[str, Any]) -> str:
+    return f"combined (focal {options['focal_weight']:g} + dice {options['dice_weight']:g})"
+
+
+@dataclass(frozen=True)
+class Loss:
+    """One loss: its pure function, the keyword options it takes (names of :func:`build_loss`'s
+    arguments), a one-line help for the CLI, an optional check of those options and an
+    optional one-line description of a configured loss (comparison tables; default: the name)."""
+
+    name: str
+    fn: Callable[..., torch.Tensor]
+    options: tuple[str, ...]
+    help: str
+    check: Callable[..., None] | None = None
+    describe: Callable[[dict[str, Any]], str] | None = None
+
+    def label(self, options: dict[str, Any]) -> str:
+        return self.describe(options) if self.describe is not None else self.name
+
+
+#: The registry: every loss declared once. ``build_loss``, the ``--loss``/``--retrain-loss``
+#: choices and help, and the values ``compare --vary loss=...`` accepts all come from it.
+REGISTRY: dict[str, Loss] = {
+    spec.name: spec
+    for spec in (
+        Loss("bce", bce_loss, (), "binary cross-entropy"),
+        Loss("focal", focal_loss, ("alpha", "gamma"), "focal loss: easy pixels down-weighted"),
+        Loss("dice", dice_loss, (), "soft Dice"),
+        Loss("combined", combined_loss, ("focal_weight", "dice_weight", "alpha", "gamma"),
+             "focal x --focal-weight + Dice x --dice-weight (0.7 / 0.3)", describe=_describe_combined),
+        Loss("pu", pu_loss, ("prior",), "non-negative positive-unlabelled risk (needs the class prior)",
+             check=_check_prior),
+    )
+}
+LOSSES = tuple(REGISTRY)
+AUTO = "auto"  # resolved per run (pipeline.resolve_loss): pu when the expected particle count is known, else combined
+LOSS_CHOICES = (AUTO, *LOSSES)  # what --loss, --retrain-loss and compare --vary loss=... accept
+LOSS_HELP = "; ".join(f"{spec.name}: {spec.help}" for spec in REGISTRY.values())
+#: TrainConfig field of each :func:`build_loss` option.
+CONFIG_FIELDS = {"focal_weight": "focal_weight", "dice_weight": "dice_weight", "alpha": "focal_alpha",
+                 "gamma": "focal_gamma", "prior": "pu_prior"}
+
+
+def get_loss(name: str) -> Loss:
+    """The registered loss ``name``; InputError naming the known ones otherwise."""
+    if name not in REGISTRY:
+        raise InputError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    return REGISTRY[name]
 
 
 def build_loss(name: str, focal_weight: float = 0.7, dice_weight: float = 0.3, alpha: float | None = 0.25,
                gamma: float = 2.0, prior: float | None = None) -> MaskedLoss:
+    """The loss ``name`` with the options it takes (the others are ignored; all are range-checked)."""
     if gamma < 0:
         raise InputError(f"focal gamma must be >= 0, got {gamma}")
     if alpha is not None and not 0 <= alpha <= 1:
         raise InputError(f"focal alpha must be in [0, 1], got {alpha}")
     if focal_weight < 0 or dice_weight < 0 or focal_weight + dice_weight == 0:
         raise InputError(f"loss weights must be >= 0 and not both 0, got focal {focal_weight}, dice {dice_weight}")
-    if name == "bce":
-        return MaskedLoss(bce_loss)
-    if name == "focal":
-        return MaskedLoss(focal_loss, alpha=alpha, gamma=gamma)
-    if name == "dice":
-        return MaskedLoss(dice_loss)
-    if name == "combined":
-        return MaskedLoss(combined_loss, focal_weight=focal_weight, dice_weight=dice_weight, alpha=alpha, gamma=gamma)
-    if name == "pu":
-        if prior is None or not 0 < prior < 1:
-            raise InputError(f"the pu loss needs a class prior in (0, 1), got {prior}; give --particles-per-micrograph "
-                             "(expected particles per micrograph) or --pu-prior")
-        return MaskedLoss(pu_loss, prior=prior)
-    raise InputError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    spec = get_loss(name)
+    given = {"focal_weight": focal_weight, "dice_weight": dice_weight, "alpha": alpha, "gamma": gamma, "prior": prior}
+    options = {k: given[k] for k in spec.options}
+    if spec.check is not None:
+        spec.check(**options)
+    return MaskedLoss(spec.fn, **options)
 
 
 def loss_from_config(cfg) -> MaskedLoss:
     """The loss a TrainConfig asks for (``auto`` must have been resolved before)."""
-    return build_loss(cfg.loss, cfg.focal_weight, cfg.dice_weight, cfg.focal_alpha, cfg.focal_gamma, cfg.pu_prior)
-
+    return build_loss(cfg.loss, **{k: getattr(cfg, f) for k, f in CONFIG_FIELDS.items()})

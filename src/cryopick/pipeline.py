@@ -7,17 +7,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from . import distributed as ddist
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DataConfig, RunConfig, TrainConfig, run_record, save_run_config
 from .data import LoadedData, Preprocessing, Sample, check_pixel_sizes, load_samples, split_train_val
+from .device import DeviceSettings, resolve_device, settings_for
 from .errors import CheckpointError, InputError
 from .io.atomic import atomic_write_json, ensure_out_dir, remove_stale_temps
 from .io.outdir import RUN_OUTPUTS, clear_outputs, matcher
 from .models import UNetFamily
 from .picking import FALLBACK_THRESHOLD, Picker, calibrate_threshold
 from .targets import pu_prior
-from .train import FitResult, fit, resolve_device, resolve_model_config, resolve_train_config
+from .train import FitResult, fit, resolve_model_config, resolve_train_config
 
 
 RUN_FILES = ["model.pt", "best_model.pt", "metrics.json", "config.yaml", "train_summary.json"]  # what train_run writes
@@ -72,12 +75,14 @@ def no_validation_warning(train: list[Sample], given: bool, val_fraction: float)
             "--val-labels LABELS")
 
 
-def resolve(cfg: RunConfig, data: RunData) -> RunConfig:
-    """Fill the per-device defaults in, so config.yaml shows what actually ran."""
-    device = resolve_device(cfg.train.device)
+def resolve(cfg: RunConfig, data: RunData, hw: DeviceSettings | None = None) -> RunConfig:
+    """Fill the per-device defaults in, so config.yaml shows what actually ran.
+
+    ``hw``: the device settings already resolved from ``cfg.train`` (default: resolved here)."""
+    hw = hw or settings_for(cfg.train)
     resolved = dataclasses.replace(cfg)
-    resolved.model = resolve_model_config(cfg.model, device)
-    resolved.train = resolve_train_config(cfg.train, device, data.train)
+    resolved.model = resolve_model_config(cfg.model, hw.device)
+    resolved.train = resolve_train_config(cfg.train, hw.device, data.train)
     resolved.data = dataclasses.replace(cfg.data, radius=data.prep.radius, downsample=data.prep.downsample)
     resolved.train = resolve_loss(resolved.train, resolved.data, data)
     return resolved
@@ -98,12 +103,13 @@ def resolve_loss(train: TrainConfig, d: DataConfig, data: RunData) -> TrainConfi
     return dataclasses.replace(train, loss=loss, pu_prior=prior)
 
 
-def store_threshold(paths: list[Path], val: list[Sample], cfg: RunConfig, log: Callable[[str], None] = print) -> float | None:
+def store_threshold(paths: list[Path], val: list[Sample], cfg: RunConfig, log: Callable[[str], None] = print,
+                    device: torch.device | None = None) -> float | None:
     """Calibrate the pick threshold on labelled validation micrographs with the model in
-    ``paths[0]`` and store it into every checkpoint in ``paths``."""
+    ``paths[0]`` and store it into every checkpoint in ``paths`` (``device``: default ``cfg.train.device``)."""
     if not any(s.coords is not None for s in val):
         return None
-    picker = Picker.from_checkpoints([paths[0]], cfg.pick, device=resolve_device(cfg.train.device))
+    picker = Picker.from_checkpoints([paths[0]], cfg.pick, device=device or resolve_device(cfg.train.device))
     threshold, metrics = calibrate_threshold(picker, val)
     if threshold is None:
         return None
@@ -159,18 +165,19 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None] = 
         remove_stale_temps(out, RUN_FILES)  # left by a killed run; harmless, but a resumed run ends tidy
     if model is None and not resuming:
         model, cfg = pretrained_start(cfg, log)
-    cfg = resolve(cfg, data)
-    main = ddist.init_from_env(resolve_device(cfg.train.device)).is_main  # under torchrun rank 0 writes
+    hw = settings_for(cfg.train)  # resolved once, handed down
+    cfg = resolve(cfg, data, hw)
+    main = ddist.init_from_env(hw.device).is_main  # under torchrun rank 0 writes
     if main and overwrite:
         clear_outputs(out, matcher(RUN_OUTPUTS))
     ddist.barrier()
     if main:
         save_run_config(cfg, out)
     result = fit(data.train, data.val, data.prep, cfg.model, cfg.train, out, model=model, run_config=run_record(cfg),
-                 log=log)
+                 log=log, hw=hw)
     threshold = None
     if main:
-        threshold = store_threshold([out / "best_model.pt", out / "model.pt"], data.val, cfg, log)
+        threshold = store_threshold([out / "best_model.pt", out / "model.pt"], data.val, cfg, log, hw.device)
         atomic_write_json(out / "train_summary.json", {
             "best_f1": result.best_f1, "best_epoch": result.best_epoch, "parameters": result.parameters,
             "seconds_per_epoch": result.seconds_per_epoch, "pick_threshold": threshold,

@@ -7,12 +7,14 @@ checkpoint). Downsampling by a factor f maps original pixel centres x to
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 from skimage.transform import downscale_local_mean, rescale
 
 from .errors import InputError
 
-NORMALIZATIONS = ("robust", "zscore", "none")
 MAX_DIAMETER_PX = 32.0  # auto downsampling: the smallest integer factor that brings a particle to <= 32 px across
 
 
@@ -43,21 +45,49 @@ def downsample(image: np.ndarray, factor: float) -> np.ndarray:
     return rescale(image, 1.0 / factor, anti_aliasing=True, preserve_range=True).astype(np.float32)
 
 
+def _robust(image: np.ndarray) -> np.ndarray:
+    lo, hi = np.percentile(image, [1, 99])
+    core = image[(image >= lo) & (image <= hi)]
+    mu, sd = float(core.mean()), max(float(core.std()), 1e-6)
+    return np.clip((image - mu) / sd, -6, 6).astype(np.float32)
+
+
+def _zscore(image: np.ndarray) -> np.ndarray:
+    return ((image - image.mean()) / max(float(image.std()), 1e-6)).astype(np.float32)
+
+
+def _unchanged(image: np.ndarray) -> np.ndarray:
+    return image
+
+
+@dataclass(frozen=True)
+class Normalization:
+    name: str
+    fn: Callable[[np.ndarray], np.ndarray]  # float32 image -> float32 image
+    help: str
+
+
+#: The registry: every normalisation declared once. :func:`normalize`, the ``--normalize``
+#: choices and help, and the values ``compare --vary normalize=...`` accepts derive from it.
+NORMALIZATIONS: dict[str, Normalization] = {
+    n.name: n
+    for n in (
+        Normalization("robust", _robust, "zero mean, unit std from the 1-99th percentiles, clipped to +-6 sigma"),
+        Normalization("zscore", _zscore, "zero mean, unit std over the whole micrograph"),
+        Normalization("none", _unchanged, "the pixel values as read"),
+    )
+}
+NORMALIZE_HELP = "; ".join(f"{n.name}: {n.help}" for n in NORMALIZATIONS.values())
+
+
 def normalize(image: np.ndarray, method: str = "robust") -> np.ndarray:
     """Zero mean, unit std. ``robust`` takes the statistics between the 1st and 99th
     percentiles and clips to +-6 sigma, so ice contamination, carbon and border
     artefacts do not set the scale."""
     image = image.astype(np.float32, copy=False)
-    if method == "none":
-        return image
-    if method == "zscore":
-        return ((image - image.mean()) / max(float(image.std()), 1e-6)).astype(np.float32)
-    if method == "robust":
-        lo, hi = np.percentile(image, [1, 99])
-        core = image[(image >= lo) & (image <= hi)]
-        mu, sd = float(core.mean()), max(float(core.std()), 1e-6)
-        return np.clip((image - mu) / sd, -6, 6).astype(np.float32)
-    raise InputError(f"unknown normalisation {method!r}; choose one of {', '.join(NORMALIZATIONS)}")
+    if method not in NORMALIZATIONS:
+        raise InputError(f"unknown normalisation {method!r}; choose one of {', '.join(NORMALIZATIONS)}")
+    return NORMALIZATIONS[method].fn(image)
 
 
 def preprocess(image: np.ndarray, factor: float, method: str) -> np.ndarray:

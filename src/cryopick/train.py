@@ -52,28 +52,16 @@ from .augment import default_train_transform
 from .checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import PatchDataset, Preprocessing, Sample
+from .device import DeviceSettings, resolve_settings, settings_for
+from .device import resolve_channels_last as resolve_channels_last  # re-exported: callers import them from here
+from .device import resolve_device as resolve_device
 from .errors import InputError
-from .inference import amp_dtype, autocast_context, predict_probability, resolve_amp
+from .inference import amp_dtype, autocast_context, predict_probability
 from .io.atomic import atomic_write_json, ensure_out_dir
 from .losses import loss_from_config
 from .metrics import ParticleMetrics, PixelAccumulator, PixelMetrics
 from .models import UNetFamily, build_model, count_parameters
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU. Under torchrun a bare ``cuda`` (or ``auto``
-    on a GPU machine) means this process's GPU, ``cuda:LOCAL_RANK``."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"--device {name!r} is not a device; use auto, cpu or cuda[:N]") from None
-    if device.type == "cuda" and device.index is None and ddist.launched_distributed():
-        device = torch.device("cuda", ddist.env_local_rank())
-    return device
+from .schedulers import get_scheduler
 
 
 def resolve_model_config(cfg: ModelConfig, device: torch.device) -> ModelConfig:
@@ -98,20 +86,14 @@ def resolve_train_config(cfg: TrainConfig, device: torch.device, samples: list[S
         n = int(math.ceil(n / cfg.batch_size) * cfg.batch_size)
     if cfg.lr <= 0:
         raise InputError(f"--lr must be positive, got {cfg.lr}")
-    if cfg.scheduler not in ("cosine", "warm-restarts"):
-        raise InputError(f"unknown scheduler {cfg.scheduler!r}; choose cosine or warm-restarts")
+    get_scheduler(cfg.scheduler)
     if cfg.num_workers < 0:
         raise InputError(f"--num-workers must be >= 0, got {cfg.num_workers}")
     world = ddist.env_world_size()
     if world > 1:  # clear errors before any work: the global batch must split evenly, every rank take the same steps
         ddist.GlobalBatchSampler(n, cfg.batch_size, 0, world)
-    return dataclasses.replace(cfg, patch_size=patch, patches_per_epoch=n, amp=resolve_amp(cfg.amp, device),
-                               channels_last=resolve_channels_last(cfg.channels_last, device))
-
-
-def resolve_channels_last(channels_last: bool | None, device: torch.device) -> bool:
-    """NHWC on or off: ``None`` means on for CUDA (tensor-core convolutions), off on CPU."""
-    return device.type == "cuda" if channels_last is None else bool(channels_last)
+    hw = resolve_settings(device, cfg.amp, cfg.channels_last)
+    return dataclasses.replace(cfg, patch_size=patch, patches_per_epoch=n, amp=hw.amp, channels_last=hw.channels_last)
 
 
 def make_grad_scaler(device: torch.device, amp: bool):
@@ -132,9 +114,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, epochs: int):
-    if cfg.scheduler == "warm-restarts":
-        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=cfg.t0, T_mult=cfg.t_mult, eta_min=cfg.eta_min)
-    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=cfg.eta_min)
+    return get_scheduler(cfg.scheduler).build(opt, cfg, epochs)
 
 
 def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler=None) -> None:
@@ -239,22 +219,24 @@ class FitResult:
 
 def fit(train: list[Sample], val: list[Sample], prep: Preprocessing, model_cfg: ModelConfig, cfg: TrainConfig,
         out_dir: str | Path, *, model: UNetFamily | None = None, epochs: int | None = None,
-        run_config: dict | None = None, prefix: str = "", log: Callable[[str], None] = print) -> FitResult:
+        run_config: dict | None = None, prefix: str = "", log: Callable[[str], None] = print,
+        hw: DeviceSettings | None = None) -> FitResult:
     """Train (or fine-tune ``model``) for ``epochs`` (default ``cfg.epochs``); see the module docstring.
+
+    ``hw``: the device, amp and channels-last as resolved by the caller (default: from ``cfg``).
 
     ``prefix`` names the checkpoint files (``{prefix}model.pt`` ...) so self-training
     iterations can keep theirs apart. Under torchrun every rank calls ``fit`` with the same
     arguments; all return the same (bare, non-DDP) model and history.
     """
     out = ensure_out_dir(out_dir)
-    device = resolve_device(cfg.device)
+    hw = hw or settings_for(cfg)
+    device, amp, channels_last = hw.device, hw.amp, hw.channels_last
     dist_info = ddist.init_from_env(device)
     world, main = dist_info.world, dist_info.is_main
     if not main:
         log = _quiet
     epochs = epochs or cfg.epochs
-    amp = resolve_amp(cfg.amp, device)
-    channels_last = resolve_channels_last(cfg.channels_last, device)
     seed_everything(cfg.seed)
     if model is None:
         model = build_model(model_cfg.arch, model_cfg.base_features)

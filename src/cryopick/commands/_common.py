@@ -12,6 +12,10 @@ from typing import Any
 from ..config import RunConfig, load_config
 from ..errors import InputError
 from ..io.formats import FORMAT_HELP, FORMATS
+from ..losses import LOSS_CHOICES, LOSS_HELP
+from ..models import ARCH_HELP, ARCHITECTURES
+from ..preprocess import NORMALIZATIONS, NORMALIZE_HELP
+from ..schedulers import SCHEDULER_HELP, SCHEDULERS
 
 BOOL = argparse.BooleanOptionalAction
 
@@ -32,7 +36,8 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g.add_argument("--label-format", choices=list(FORMATS), help=f"label file format (default: guessed per file): {FORMAT_HELP}")
     g.add_argument("--radius", type=float, help="particle radius in original micrograph pixels (default: half the labels' diameter)")
     g.add_argument("--downsample", type=float, help="downsampling factor (default: auto, the smallest integer that brings particles to <= 32 px)")
-    g.add_argument("--normalize", choices=["robust", "zscore", "none"])
+    g.add_argument("--normalize", choices=list(NORMALIZATIONS),
+                   help=f"micrograph normalisation (default robust): {NORMALIZE_HELP}")
     g.add_argument("--mask-radius-scale", type=float, help="target disk radius as a fraction of the particle radius (default 0.6)")
     g.add_argument("--val-fraction", type=float)
     g.add_argument("--particles-per-micrograph", type=float,
@@ -42,7 +47,7 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and training")
-    g.add_argument("--arch", choices=["unet", "attention-unet"])
+    g.add_argument("--arch", choices=list(ARCHITECTURES), help=f"network (default unet): {ARCH_HELP}")
     g.add_argument("--base-features", type=int, help="base width (default 64 on CUDA as in the seeds, 16 on CPU)")
     g.add_argument("--patch-size", type=int, help="training patch side in px (default 256 on CUDA, 128 on CPU)")
     g.add_argument("--patches-per-epoch", type=int)
@@ -50,12 +55,14 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float)
     g.add_argument("--weight-decay", type=float)
-    g.add_argument("--scheduler", choices=["cosine", "warm-restarts"])
+    g.add_argument("--scheduler", choices=list(SCHEDULERS),
+                   help=f"learning-rate schedule (default cosine): {SCHEDULER_HELP}")
     g.add_argument("--t0", type=int, help="warm restarts: first period in epochs (default 10)")
     g.add_argument("--t-mult", type=int)
     g.add_argument("--eta-min", type=float)
-    g.add_argument("--loss", choices=["auto", "bce", "focal", "dice", "combined", "pu"],
-                   help="auto (default): pu (positive-unlabelled) when --particles-per-micrograph is given, else combined")
+    g.add_argument("--loss", choices=list(LOSS_CHOICES),
+                   help="auto (default): pu (positive-unlabelled) when --particles-per-micrograph is given, else "
+                        f"combined; {LOSS_HELP}")
     g.add_argument("--pu-prior", type=float, help="pu loss: share of unlabelled pixels that are particle (default: estimated)")
     g.add_argument("--focal-weight", type=float)
     g.add_argument("--dice-weight", type=float)
@@ -90,7 +97,7 @@ def add_selftrain_args(p: argparse.ArgumentParser, title: str = "self-training")
                    help="particles: share of the missing particles taken as pseudo-labels (default 0.5)")
     g.add_argument("--background-score", type=float,
                    help="particles: pixels are background only below this fraction of the k-th peak's score (default 0.5)")
-    g.add_argument("--retrain-loss", choices=["auto", "pu", "combined", "focal", "bce", "dice"],
+    g.add_argument("--retrain-loss", choices=list(LOSS_CHOICES),
                    help="loss of the iterations; auto (default): pu with pseudo-particles as labelled when "
                         "--particles-per-micrograph is given, else combined")
     g.add_argument("--iteration-model", choices=["best", "last"],

@@ -19,6 +19,7 @@ examples:
 from ._checks import check_pick_config, check_value
 from ._common import BOOL, add_common
 from ._outputs import add_overwrite, output_folder
+from ..config import PICK_SCORES
 from ..pickfiles import OUTPUT_NAMES
 
 FORMATS = list(OUTPUT_NAMES)  # the label formats and relion
@@ -44,7 +45,7 @@ def add_args(p):
     p.add_argument("--smooth", type=float, default=0.15,
                    help="smoothing of the map before peak finding, sigma as a fraction of the radius (default 0.15)")
     p.add_argument("--tta", action="store_true", help="average the 8 flips/rotations (test-time augmentation, 8x slower)")
-    p.add_argument("--score", choices=["peak", "mean"], default="peak",
+    p.add_argument("--score", choices=PICK_SCORES, default="peak",
                    help="pick score: the smoothed map at the peak (default) or its mean over the particle's core")
     p.add_argument("--tile-size", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
@@ -89,7 +90,7 @@ def main(args):
     from ..io.outdir import PICK_OUTPUTS, is_rank0
     from ..pickfiles import EXTRA_PICK_OUTPUTS
     from ..picking import pick_to_files
-    from ..train import resolve_device
+    from ..device import resolve_device
 
     cfg = _config(args)
     device = resolve_device(args.device or "auto")
