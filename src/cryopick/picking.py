@@ -14,8 +14,11 @@ threshold with the best particle-level F1; training stores it in the checkpoint.
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,9 +30,11 @@ from .data import Preprocessing, Sample
 from .errors import InputError
 from .inference import predict_probability
 from .io import read_micrograph
-from .metrics import ParticleMetrics, evaluate_picks
 from .peaks import find_peaks
 from .preprocess import preprocess, to_original
+
+if TYPE_CHECKING:  # cryopick.metrics imports scipy.stats (~1 s): only calibration needs it
+    from .metrics import ParticleMetrics
 
 CANDIDATE_FLOOR = 0.05  # peaks below this smoothed probability are never kept
 # Peaks at least half a radius apart, from a map smoothed with sigma 0.15 x radius: chosen on the
@@ -39,6 +44,7 @@ CANDIDATE_FLOOR = 0.05  # peaks below this smoothed probability are never kept
 # 0.845 -> 0.885, simulated 0.912 -> 0.910 (F1 up or equal on every set).
 MIN_DISTANCE = 0.5  # x the particle radius
 FALLBACK_THRESHOLD = 0.5  # the pick threshold of a checkpoint without a calibrated one
+STAGES = ("read", "preprocess", "network", "peaks", "write")  # the timed stages of picking (Picker.timings)
 
 
 @dataclass
@@ -61,6 +67,8 @@ class Picker:
                                  "calibrated on validation micrographs" if threshold is not None else
                                  f"default {FALLBACK_THRESHOLD:g} (the checkpoint has no calibrated threshold)")
         self.tile_progress = None  # called as (tiles done, tiles in all) while a micrograph is predicted
+        self.channels_last = False  # feed NHWC batches (models from fuse_for_inference are NHWC)
+        self.timings: dict[str, float] | None = None  # a dict: seconds per stage (STAGES) are added to it
         for m in self.models:
             m.to(self.device).eval()
 
@@ -85,40 +93,65 @@ class Picker:
         return self.probability_with(image_pre, self.cfg.tta)
 
     def probability_with(self, image_pre: np.ndarray, tta: bool) -> np.ndarray:
-        return predict_probability(self.models, image_pre, tile=self.cfg.tile_size, overlap=self.cfg.overlap,
-                                   batch_size=self.cfg.batch_size, device=self.device, amp=self.amp, tta=tta,
-                                   progress=self.tile_progress)
+        with self.stage("network"):
+            return predict_probability(self.models, image_pre, tile=self.cfg.tile_size, overlap=self.cfg.overlap,
+                                       batch_size=self.cfg.batch_size, device=self.device, amp=self.amp, tta=tta,
+                                       channels_last=self.channels_last, progress=self.tile_progress)
+
+    @contextmanager
+    def stage(self, name: str):
+        """Time a stage of picking into ``self.timings`` (when it is a dict)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.timings is not None:
+                self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
 
     def peaks(self, prob: np.ndarray, floor: float = CANDIDATE_FLOOR) -> tuple[np.ndarray, np.ndarray]:
         """All candidate peaks (downsampled px) with scores >= ``floor``."""
         r = self.prep.radius / self.prep.downsample  # particle radius, downsampled px
-        smooth = gaussian_filter(prob, sigma=max(0.5, r * self.cfg.smooth)) if self.cfg.smooth > 0 else prob
-        min_dist = (self.cfg.min_distance or MIN_DISTANCE * self.prep.radius) / self.prep.downsample
-        return find_peaks(smooth, min_distance=min_dist, threshold=floor, min_area=self.cfg.min_area,
-                          exclude_border=0, score=self.cfg.score, radius=max(1.0, self.prep.mask_radius))
+        with self.stage("peaks"):
+            smooth = gaussian_filter(prob, sigma=max(0.5, r * self.cfg.smooth)) if self.cfg.smooth > 0 else prob
+            min_dist = (self.cfg.min_distance or MIN_DISTANCE * self.prep.radius) / self.prep.downsample
+            return find_peaks(smooth, min_distance=min_dist, threshold=floor, min_area=self.cfg.min_area,
+                              exclude_border=0, score=self.cfg.score, radius=max(1.0, self.prep.mask_radius))
 
     def pick_image(self, image: np.ndarray, name: str, keep_prob: bool = False, all_candidates: bool = False) -> Picks:
-        pre = preprocess(image, self.prep.downsample, self.prep.normalize)
+        return self._pick_preprocessed(self._preprocess(image), name, tuple(image.shape[:2]), keep_prob, all_candidates)
+
+    def _preprocess(self, image: np.ndarray) -> np.ndarray:
+        with self.stage("preprocess"):
+            return preprocess(image, self.prep.downsample, self.prep.normalize)
+
+    def _pick_preprocessed(self, pre: np.ndarray, name: str, shape: tuple[int, int], keep_prob: bool,
+                           all_candidates: bool) -> Picks:
         prob = self.probability(pre)
+        del pre  # the caller passes its only reference: freed before the peaks are found
         xy, scores = self.peaks(prob)
         xy = to_original(xy, self.prep.downsample) if len(xy) else xy.reshape(0, 2)
         if not all_candidates:
             t = self.threshold if self.threshold is not None else FALLBACK_THRESHOLD
             keep = scores >= t
             xy, scores = xy[keep], scores[keep]
-        return Picks(name, xy, scores, prob if keep_prob else None, tuple(image.shape[:2]))
+        return Picks(name, xy, scores, prob if keep_prob else None, shape)
 
     @property
     def pick_threshold(self) -> float:
         """The score threshold picks are kept at."""
         return self.threshold if self.threshold is not None else FALLBACK_THRESHOLD
 
-    def pick_file(self, path: str | Path, **kw) -> Picks:
+    def pick_file(self, path: str | Path, keep_prob: bool = False, all_candidates: bool = False) -> Picks:
         from .data import check_particle_fits
 
-        mic = read_micrograph(path)
+        with self.stage("read"):
+            mic = read_micrograph(path)
         check_particle_fits(str(path), mic.image.shape, self.prep)
-        return self.pick_image(mic.image, mic.name, **kw)
+        name, shape = mic.name, tuple(mic.image.shape[:2])
+        held = [self._preprocess(mic.image)]
+        del mic  # the full-size image is freed before the network runs (a 10000^2 float32 is 400 MB) ...
+        # ... and the preprocessed one once the network is done (popped: the callee holds the only reference)
+        return self._pick_preprocessed(held.pop(), name, shape, keep_prob, all_candidates)
 
     def pick_sample(self, s: Sample) -> Picks:
         """Candidates on an already preprocessed sample, in downsampled px."""
@@ -150,6 +183,8 @@ def _pick_preprocessing(prep: Preprocessing, cfg: PickConfig | None, general: bo
 
 def calibrate_threshold(picker: Picker, samples: list[Sample]) -> tuple[float | None, ParticleMetrics | None]:
     """F1-optimal score threshold on labelled samples (coordinates known), or (None, None)."""
+    from .metrics import evaluate_picks
+
     labelled = [s for s in samples if s.coords is not None]
     if not labelled:
         return None, None
@@ -191,6 +226,7 @@ def pick_to_files(mics: list[str], models: list[str], cfg: PickConfig, out_dir: 
     main = ddist.init_from_env(device).is_main
     out = ensure_out_dir(out_dir)
     picker = make_picker(models, cfg, device, amp)
+    picker.timings = {}
     paths = find_micrographs(mics)
     t0 = time.perf_counter()
     mine = _pick_share(picker, paths, ddist.shard_indices(len(paths)), out if save_maps else None, cfg, main,
@@ -199,12 +235,14 @@ def pick_to_files(mics: list[str], models: list[str], cfg: PickConfig, out_dir: 
     seconds = time.perf_counter() - t0
     written, notes = [], {}
     if main:
-        files, notes = write_pick_outputs(picks, out, cfg, box_size(cfg, picker), per_micrograph, all_candidates,
-                                          listed=Path(final_dir) if final_dir else None, floor=CANDIDATE_FLOOR)
+        with picker.stage("write"):
+            files, notes = write_pick_outputs(picks, out, cfg, box_size(cfg, picker), per_micrograph, all_candidates,
+                                              listed=Path(final_dir) if final_dir else None, floor=CANDIDATE_FLOOR)
         written = [str(Path(final_dir) / Path(x).relative_to(out) if final_dir else x) for x in files]
     written, notes = ddist.broadcast_object((written, notes))
     summary = pick_summary(picker, picks.labels, models, all_candidates, seconds, len(paths))
     summary.update(outputs=written, **notes)
+    summary["stage_seconds"] = {k: picker.timings.get(k, 0.0) for k in STAGES}  # this rank's, summed over micrographs
     if ddist.is_distributed():
         summary["processes"] = ddist.world_size()
     if main:
@@ -214,13 +252,16 @@ def pick_to_files(mics: list[str], models: list[str], cfg: PickConfig, out_dir: 
 
 
 def make_picker(models: list[str], cfg: PickConfig, device, amp: bool | None) -> Picker:
-    from .inference import resolve_amp
+    from .inference import fuse_for_inference, keep_freed_memory, resolve_amp
 
     device = torch.device(device)
     picker = Picker.from_checkpoints(models, cfg, device=device, amp=resolve_amp(amp, device))
-    if device.type == "cuda":
-        for m in picker.models:
-            m.to(memory_format=torch.channels_last)
+    # BatchNorm folded into the convolutions, NHWC: the same picks (float rounding), 1.6x faster on a CPU
+    # (benchmarks/results/speed_*.md); only here, where the models are loaded for picking and never trained
+    picker.models = [fuse_for_inference(m) for m in picker.models]
+    picker.channels_last = True
+    if device.type == "cpu":
+        keep_freed_memory()
     return picker
 
 
@@ -236,7 +277,8 @@ def pick_one(picker: Picker, path: Path, save_maps_to: Path | None, all_candidat
 
     p = picker.pick_file(path, keep_prob=save_maps_to is not None, all_candidates=all_candidates)
     if save_maps_to is not None:
-        write_mrc(save_maps_to / "maps" / f"{p.name}_prob.mrc", p.prob)
+        with picker.stage("write"):
+            write_mrc(save_maps_to / "maps" / f"{p.name}_prob.mrc", p.prob)
     return p.name, Particles(p.xy, p.scores, 2 * picker.prep.radius), str(path), p.shape
 
 

@@ -54,6 +54,8 @@ def add_args(p):
     p.add_argument("--all-candidates", action="store_true",
                    help="write every candidate peak (for PR curves), ignore --threshold; the files say so")
     p.add_argument("--save-maps", action="store_true", help="also write probability maps (MRC)")
+    p.add_argument("--verbose", action="store_true",
+                   help="also print the seconds per micrograph of each stage (read, preprocess, network, peaks, write)")
     p.add_argument("--progress-every", type=float, default=30.0, metavar="S",
                    help="without a terminal: a progress line at most every S seconds (default 30)")
     g = p.add_argument_group("live mode")
@@ -114,6 +116,10 @@ def main(args):
             else f"{summary['n_picks']} particles")
     print(f"picked {what} on {summary['n_micrographs']} micrographs (threshold {summary['threshold']:.3f}, "
           f"{summary['threshold_source']}; {summary['seconds_per_micrograph']:.2f} s/micrograph) -> {args.out}")
+    if getattr(args, "verbose", False) and summary.get("stage_seconds"):
+        n = max(1, summary["n_micrographs"])
+        print("  seconds per micrograph: " + ", ".join(f"{k} {v / n:.3f}" for k, v in summary["stage_seconds"].items())
+              + f" (all stages {summary['seconds_per_micrograph']:.3f})")
     if summary.get("box_outside_edge"):
         n = summary["box_outside_edge"]
         print(f"  .box: {n} boxes extend past the micrograph edge: "
