@@ -71,7 +71,8 @@ def test_optimised_path_gives_the_straightforward_picks(shape, tile, overlap):
     xy, scores = plain.peaks(prob)
     xy = to_original(xy, 1.0)
 
-    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the original is untouched
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())  # the original is untouched
     np.testing.assert_allclose(picks.prob, prob, atol=1e-5)
     assert len(xy) > 5
     assert len(picks.xy) == len(xy)
