@@ -154,6 +154,7 @@ def test_several_seeds_mean_std_and_markdown():
 # ----------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.slow
 def test_compare_end_to_end(tmp_path):
     sim = save_simulation(simulate(SimulationConfig(n=3, size=96, diameter=16, seed=0)), tmp_path / "sim")
     out = tmp_path / "cmp"

@@ -179,6 +179,7 @@ def runs(data, tmp_path_factory):
             "metrics": metrics.as_dict()}
 
 
+@pytest.mark.slow
 def test_ranks_ran_distributed_and_agree_exactly(runs):
     r0, r1 = runs["ranks"]
     assert (r0["info"].rank, r1["info"].rank) == (0, 1) and r0["info"].world == WORLD and r0["info"].backend == "gloo"
@@ -189,6 +190,7 @@ def test_ranks_ran_distributed_and_agree_exactly(runs):
     assert r0["bn_types"] == r1["bn_types"] == ["BatchNorm2d"]  # synchronised BatchNorm reverted after fit
 
 
+@pytest.mark.slow
 def test_two_processes_match_single_process_at_same_global_batch(runs):
     single, r0 = runs["single"], runs["ranks"][0]
     ref = single.model.state_dict()
@@ -210,11 +212,13 @@ def test_two_processes_match_single_process_at_same_global_batch(runs):
         assert a["n_pixels"] == b["n_pixels"]  # every validation micrograph counted exactly once
 
 
+@pytest.mark.slow
 def test_sharded_evaluation_is_exact(runs):
     for r in runs["ranks"]:
         assert r["metrics"] == runs["metrics"]
 
 
+@pytest.mark.slow
 def test_only_rank0_writes_and_others_wait(runs):
     r0, r1 = runs["ranks"]
     assert r1["writes"] == []
@@ -225,6 +229,7 @@ def test_only_rank0_writes_and_others_wait(runs):
     assert [h["epoch"] for h in history] == [1, 2]
 
 
+@pytest.mark.slow
 def test_sharded_pseudo_labelling_equals_single_process(runs):
     stats, masks = runs["relabel"]
     for r in runs["ranks"]:
@@ -236,6 +241,7 @@ def test_sharded_pseudo_labelling_equals_single_process(runs):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_sharded_picking_equals_single_process(runs):
     root, single = runs["root"], runs["pick"]
     for r in runs["ranks"]:

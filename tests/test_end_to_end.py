@@ -48,6 +48,7 @@ def test_train_writes_run_directory(trained):
     assert "command" in (trained / "config.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_seeded_training_reproduces_its_metrics(sim, trained, tmp_path):
     assert _train(sim, tmp_path / "again") == 0
     a = json.loads((trained / "metrics.json").read_text())
@@ -81,6 +82,7 @@ def test_predict_writes_maps(sim, trained, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sim_0003_mask.png", "sim_0003_prob.png"]
 
 
+@pytest.mark.slow
 def test_selftrain_end_to_end(sim, trained, tmp_path):
     out = tmp_path / "st"
     rc = main(["selftrain", "--images", str(sim.train_mics), "--labels", str(sim.train_labels), "--val-images",
@@ -107,6 +109,7 @@ def test_selftrain_end_to_end(sim, trained, tmp_path):
         assert key in s["iterations"][0]
 
 
+@pytest.mark.slow
 def test_selftrain_with_attention_unet_and_balanced_sampling(sim, tmp_path):
     rc = main(["selftrain", "--images", str(sim.train_mics), "--labels", str(sim.train_labels), "--radius", "8",
                "--out", str(tmp_path), "--arch", "attention-unet", "--epochs", "1", "--iterations", "1",
@@ -135,6 +138,7 @@ def test_help_of_every_command(capsys):
         assert "example" in capsys.readouterr().out, cmd
 
 
+@pytest.mark.slow
 def test_train_on_cryoppp_png_masks(shared_data, tmp_path):
     """Real CryoPPP micrographs with their 256 px PNG masks (upsampled to the 1024 px images)."""
     from cryopick.data import load_samples

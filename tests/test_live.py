@@ -16,6 +16,8 @@ from cryopick.io import write_mrc
 from cryopick.live import LiveWatcher, run_live
 from cryopick.simulate import SimulationConfig, save_simulation, simulate
 
+pytestmark = pytest.mark.slow  # every test here uses a model trained in the module fixture
+
 TINY = ["--base-features", "4", "--patch-size", "32", "--patches-per-epoch", "4", "--batch-size", "4",
         "--epochs", "1", "--device", "cpu"]
 

@@ -200,6 +200,7 @@ def test_mixed_pixel_sizes_are_an_error(sim, old_run, capsys, tmp_path):
     expect_train_error(capsys, old_run, d, sim / "labels.star", "sim_0001.mrc", "pixel size 3", "1.5", "--downsample")
 
 
+@pytest.mark.slow
 def test_mixed_pixel_sizes_with_explicit_downsample_only_warn(sim, capsys, tmp_path):
     d = mic_dir(sim, tmp_path)
     write_mrc(d / "sim_0001.mrc", image_of(d / "sim_0001.mrc"), pixel_size=3.0)
@@ -300,6 +301,7 @@ def test_star_row_with_missing_value(sim, old_run, capsys, tmp_path):
                        f"line {first_row(lines) + 1} has 2 values for 3 columns")
 
 
+@pytest.mark.slow
 def test_duplicate_coordinates_warn_and_training_proceeds(sim, capsys, tmp_path):
     lines = star_lines(sim)
     i = first_row(lines)
@@ -541,6 +543,7 @@ def run_and_kill(argv: list[str], env: dict, out: Path, writing: str) -> bool:
     return caught
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_leaves_only_complete_files(sim, tmp_path):
     """Kill a training run twice (best while model.pt, then metrics.json, is being replaced):
     every file in OUT is complete after each kill, and --resume finishes the run."""

@@ -97,6 +97,7 @@ def train_args(sim: Path, out: Path, *extra: str) -> list[str]:
                     "--out", str(out), "--epochs", "4", *TINY, *extra)
 
 
+@pytest.mark.slow
 def test_train_killed_after_epoch_2_resumes_to_the_same_metrics(sim, tmp_path):
     ref, out = tmp_path / "reference", tmp_path / "killed"
     run_to_end(train_args(sim, ref))
@@ -123,6 +124,7 @@ def selftrain_args(sim: Path, out: Path, *extra: str) -> list[str]:
                     "--out", str(out), "--epochs", "2", "--iterations", "3", "--retrain-epochs", "1", *TINY, *extra)
 
 
+@pytest.mark.slow
 def test_selftrain_killed_between_iterations_resumes_to_the_same_metrics(sim, tmp_path):
     ref, out = tmp_path / "reference", tmp_path / "killed"
     run_to_end(selftrain_args(sim, ref))

@@ -22,6 +22,7 @@ def sim(tmp_path_factory):
     return simulated_splits(root, SimulationConfig(size=96, diameter=16, snr=0.5, labelled_fraction=0.5, seed=1), 2, 1, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["particles", "pixels"])
 def test_selftrain_protects_the_ring_at_the_particle_radius(sim, tmp_path, monkeypatch, mode):
     calls = []
