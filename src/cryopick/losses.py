@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import InputError
+from .registry import by_name, help_text
 
 IGNORE = -1.0
 
@@ -137,22 +138,19 @@ class Loss:
 
 #: The registry: every loss declared once. ``build_loss``, the ``--loss``/``--retrain-loss``
 #: choices and help, and the values ``compare --vary loss=...`` accepts all come from it.
-REGISTRY: dict[str, Loss] = {
-    spec.name: spec
-    for spec in (
-        Loss("bce", bce_loss, (), "binary cross-entropy"),
-        Loss("focal", focal_loss, ("alpha", "gamma"), "focal loss: easy pixels down-weighted"),
-        Loss("dice", dice_loss, (), "soft Dice"),
-        Loss("combined", combined_loss, ("focal_weight", "dice_weight", "alpha", "gamma"),
-             "focal x --focal-weight + Dice x --dice-weight (0.7 / 0.3)", describe=_describe_combined),
-        Loss("pu", pu_loss, ("prior",), "non-negative positive-unlabelled risk (needs the class prior)",
-             check=_check_prior),
-    )
-}
+REGISTRY: dict[str, Loss] = by_name(
+    Loss("bce", bce_loss, (), "binary cross-entropy"),
+    Loss("focal", focal_loss, ("alpha", "gamma"), "focal loss: easy pixels down-weighted"),
+    Loss("dice", dice_loss, (), "soft Dice"),
+    Loss("combined", combined_loss, ("focal_weight", "dice_weight", "alpha", "gamma"),
+         "focal x --focal-weight + Dice x --dice-weight (0.7 / 0.3)", describe=_describe_combined),
+    Loss("pu", pu_loss, ("prior",), "non-negative positive-unlabelled risk (needs the class prior)",
+         check=_check_prior),
+)
 LOSSES = tuple(REGISTRY)
 AUTO = "auto"  # resolved per run (pipeline.resolve_loss): pu when the expected particle count is known, else combined
 LOSS_CHOICES = (AUTO, *LOSSES)  # what --loss, --retrain-loss and compare --vary loss=... accept
-LOSS_HELP = "; ".join(f"{spec.name}: {spec.help}" for spec in REGISTRY.values())
+LOSS_HELP = help_text(REGISTRY)
 #: TrainConfig field of each :func:`build_loss` option.
 CONFIG_FIELDS = {"focal_weight": "focal_weight", "dice_weight": "dice_weight", "alpha": "focal_alpha",
                  "gamma": "focal_gamma", "prior": "pu_prior"}

@@ -14,6 +14,7 @@ import numpy as np
 from skimage.transform import downscale_local_mean, rescale
 
 from .errors import InputError
+from .registry import by_name, help_text
 
 MAX_DIAMETER_PX = 32.0  # auto downsampling: the smallest integer factor that brings a particle to <= 32 px across
 
@@ -69,15 +70,12 @@ class Normalization:
 
 #: The registry: every normalisation declared once. :func:`normalize`, the ``--normalize``
 #: choices and help, and the values ``compare --vary normalize=...`` accepts derive from it.
-NORMALIZATIONS: dict[str, Normalization] = {
-    n.name: n
-    for n in (
-        Normalization("robust", _robust, "zero mean, unit std from the 1-99th percentiles, clipped to +-6 sigma"),
-        Normalization("zscore", _zscore, "zero mean, unit std over the whole micrograph"),
-        Normalization("none", _unchanged, "the pixel values as read"),
-    )
-}
-NORMALIZE_HELP = "; ".join(f"{n.name}: {n.help}" for n in NORMALIZATIONS.values())
+NORMALIZATIONS: dict[str, Normalization] = by_name(
+    Normalization("robust", _robust, "zero mean, unit std from the 1-99th percentiles, clipped to +-6 sigma"),
+    Normalization("zscore", _zscore, "zero mean, unit std over the whole micrograph"),
+    Normalization("none", _unchanged, "the pixel values as read"),
+)
+NORMALIZE_HELP = help_text(NORMALIZATIONS)
 
 
 def normalize(image: np.ndarray, method: str = "robust") -> np.ndarray:

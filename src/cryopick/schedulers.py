@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from .errors import InputError
+from .registry import by_name, help_text
 
 
 def _cosine(opt: torch.optim.Optimizer, cfg: Any, epochs: int):
@@ -35,16 +36,12 @@ class Scheduler:
     describe: Callable[[dict[str, Any]], str]
 
 
-SCHEDULERS: dict[str, Scheduler] = {
-    s.name: s
-    for s in (
-        Scheduler("cosine", _cosine, "cosine annealing over the run to --eta-min",
-                  lambda t: "CosineAnnealingLR"),
-        Scheduler("warm-restarts", _warm_restarts, "cosine with warm restarts every --t0 epochs, x --t-mult",
-                  lambda t: f"CosineAnnealingWarmRestarts (T0 {t['t0']}, T_mult {t['t_mult']})"),
-    )
-}
-SCHEDULER_HELP = "; ".join(f"{s.name}: {s.help}" for s in SCHEDULERS.values())
+SCHEDULERS: dict[str, Scheduler] = by_name(
+    Scheduler("cosine", _cosine, "cosine annealing over the run to --eta-min", lambda t: "CosineAnnealingLR"),
+    Scheduler("warm-restarts", _warm_restarts, "cosine with warm restarts every --t0 epochs, x --t-mult",
+              lambda t: f"CosineAnnealingWarmRestarts (T0 {t['t0']}, T_mult {t['t_mult']})"),
+)
+SCHEDULER_HELP = help_text(SCHEDULERS)
 
 
 def get_scheduler(name: str) -> Scheduler:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import InputError
+from ..registry import by_name, help_text
 from .unet import AttentionUNet, UNet, UNetFamily
 
 
@@ -22,14 +23,11 @@ class Architecture:
     help: str
 
 
-ARCHITECTURES: dict[str, Architecture] = {
-    a.name: a
-    for a in (
-        Architecture("unet", UNet, "U-Net"),
-        Architecture("attention-unet", AttentionUNet, "U-Net with additive attention gates on the skips"),
-    )
-}
-ARCH_HELP = "; ".join(f"{a.name}: {a.help}" for a in ARCHITECTURES.values())
+ARCHITECTURES: dict[str, Architecture] = by_name(
+    Architecture("unet", UNet, "U-Net"),
+    Architecture("attention-unet", AttentionUNet, "U-Net with additive attention gates on the skips"),
+)
+ARCH_HELP = help_text(ARCHITECTURES)
 
 
 def build_model(arch: str, base_features: int = 64, in_channels: int = 1, out_channels: int = 1) -> UNetFamily:
