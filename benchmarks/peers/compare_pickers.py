@@ -181,7 +181,7 @@ def score(result: dict, d: dict) -> dict:
             "best_P": float(c["precision"][i]) if i is not None else 0.0,
             "best_R": float(c["recall"][i]) if i is not None else 0.0,
             "cal_threshold": thr, "cal_F1": test_cal.f1, "cal_P": test_cal.precision, "cal_R": test_cal.recall,
-            "n_truth": test_all.n_truth}
+            "n_truth": test_all.n_truth, "val_AP": val.ap, "val_best_F1": val.best_f1}
 
 
 RESULT_KEYS = ("set", "picker", "tag", "AP", "best_F1", "best_P", "best_R", "cal_threshold", "cal_F1", "cal_P",
