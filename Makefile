@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 DEVSTAMP = $(VENV)/.installed-dev
 
-.PHONY: demo test install install-dev clean bench
+.PHONY: demo test test-fast install install-dev clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,14 @@ install-dev: $(DEVSTAMP)
 demo: $(STAMP)  ## simulate, train, self-train, pick, evaluate, compare, report (CPU, a few minutes)
 	$(BIN)/cryopick demo --out demo_out
 
-test: $(DEVSTAMP)  ## the test suite (CPU, a few minutes)
-	$(BIN)/python -m pytest -p no:cacheprovider
+# extra pytest arguments, e.g. a tier: PYTEST_ARGS='-m "not slow"' or PYTEST_ARGS='-m slow'
+PYTEST_ARGS ?=
+
+test: $(DEVSTAMP)  ## the whole test suite, slow tests included (CPU, a few minutes)
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast: $(DEVSTAMP)  ## the suite without the tests marked slow (end-to-end training runs)
+	$(MAKE) --no-print-directory test PYTEST_ARGS='-m "not slow"'
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .hypothesis
