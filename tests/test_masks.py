@@ -101,3 +101,15 @@ def test_disks_a_little_smaller_or_larger_than_the_radius_are_all_found():
         disk_mask(mask.shape, c[None], r, out=mask)
     found, _ = centres_from_mask(mask, radius=10.0)
     assert _match(found, xy).max() < 1.5
+
+
+def test_disks_cut_by_the_image_edge_are_found_and_no_sliver_is_added():
+    # centres 0, 0.3 R and 0.7 R from the edges (half a disk or more inside), plus two interior disks
+    edge = np.array([[0.0, 40.0], [3.0, 80.0], [60.0, 0.0], [100.0, 142.0], [145.0, 20.0]])
+    interior = np.array([[50.0, 60.0], [100.0, 90.0]])
+    xy = np.concatenate([edge, interior])
+    mask = disk_mask((150, 150), xy, 10.0)
+    found, _ = centres_from_mask(mask, radius=10.0)
+    assert _match(found, xy).max() < 2.0
+    corner = disk_mask((150, 150), np.array([[0.0, 0.0]]), 10.0)  # a quarter disk: under half inside
+    assert len(centres_from_mask(corner, radius=10.0)[0]) == 0

@@ -27,6 +27,7 @@ from .io.micrographs import SUFFIXES as MIC_SUFFIXES
 
 FIT = 0.7  # a centre's disk lies >= 70 % inside the mask (drawn disks vary by ~10 % in radius)
 MIN_GAIN = 0.35  # each further disk must cover >= 35 % mask pixels no chosen disk covers
+EDGE_PART = 0.45  # a particle cut by the micrograph's edge counts while about half its disk is inside
 WORK_RADIUS = 8.0  # masks are upsampled so that a disk is ~8 px in radius (sub-pixel centres)
 
 
@@ -60,7 +61,10 @@ def _disk(r: float) -> np.ndarray:
 
 def _greedy_cover(binary: np.ndarray, r: float, fit: float, min_gain: float) -> np.ndarray:
     """Disks of radius ``r`` that fit inside ``binary``, chosen greedily by how many still
-    uncovered mask pixels they add (lazy greedy: gains only shrink). Returns (N, 2) x, y."""
+    uncovered mask pixels they add (lazy greedy: gains only shrink). Returns (N, 2) x, y.
+
+    Near the image's edge only the part of a disk inside the image is compared with the
+    mask, so labelled particles cut by the edge (half a disk or more inside) are kept."""
     import heapq
 
     from scipy.signal import fftconvolve
@@ -68,7 +72,9 @@ def _greedy_cover(binary: np.ndarray, r: float, fit: float, min_gain: float) -> 
     disk = _disk(r)
     n, area = disk.shape[0] // 2, float(disk.sum())
     inside = fftconvolve(binary.astype(np.float32), disk, mode="same")
-    ys, xs = np.nonzero(inside >= fit * area)
+    # a disk cut by the micrograph's edge is judged on its part inside the image
+    present = fftconvolve(np.ones(binary.shape, np.float32), disk, mode="same")
+    ys, xs = np.nonzero((inside >= fit * present) & (present >= EDGE_PART * area))
     uncovered = np.pad(binary, n).astype(np.float32)  # padded so every window is whole
     heap = [(-inside[y, x], -inside[y, x], int(y), int(x)) for y, x in zip(ys, xs)]
     heapq.heapify(heap)
@@ -77,7 +83,7 @@ def _greedy_cover(binary: np.ndarray, r: float, fit: float, min_gain: float) -> 
         _, fit_key, y, x = heapq.heappop(heap)
         window = uncovered[y : y + 2 * n + 1, x : x + 2 * n + 1]
         gain = float((window * disk).sum())
-        if gain < min_gain * area:
+        if gain < min_gain * present[y, x]:
             continue
         if heap and gain < -heap[0][0] - 1e-6:  # stale: reinsert with its current gain
             heapq.heappush(heap, (-gain, fit_key, y, x))
