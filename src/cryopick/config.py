@@ -112,6 +112,7 @@ class PickConfig:
     box_size: int | None = None
     downsample: float | None = None  # None: the checkpoint's
     radius: float | None = None  # particle radius, original px; None: the checkpoint's (the general model needs it)
+    edge_margin: float = 1.0  # drop peaks closer than this many radii to the micrograph's edge (cut particles)
     exclude_edge: bool = True  # .box output: drop boxes that extend past the micrograph's edge
     pixel_size: float | None = None  # Å/px; given: picks.star gets the data_optics block of RELION 3.1+
     progress_seconds: float = 30.0  # without a terminal: a progress line at most this often

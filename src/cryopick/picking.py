@@ -114,8 +114,9 @@ class Picker:
         with self.stage("peaks"):
             smooth = gaussian_filter(prob, sigma=max(0.5, r * self.cfg.smooth)) if self.cfg.smooth > 0 else prob
             min_dist = (self.cfg.min_distance or MIN_DISTANCE * self.prep.radius) / self.prep.downsample
+            edge = int(round(self.cfg.edge_margin * r))  # a particle cut by the edge is not a pick
             return find_peaks(smooth, min_distance=min_dist, threshold=floor, min_area=self.cfg.min_area,
-                              exclude_border=0, score=self.cfg.score, radius=max(1.0, self.prep.mask_radius))
+                              exclude_border=edge, score=self.cfg.score, radius=max(1.0, self.prep.mask_radius))
 
     def pick_image(self, image: np.ndarray, name: str, keep_prob: bool = False, all_candidates: bool = False) -> Picks:
         return self._pick_preprocessed(self._preprocess(image), name, tuple(image.shape[:2]), keep_prob, all_candidates)

@@ -97,6 +97,7 @@ def check_pick_config(cfg: PickConfig, seed: int | None = None) -> None:
     check_value(cfg.box_size, "--box-size", "count", hint=" (the box side in pixels for .box output)")
     check_value(cfg.min_distance, "--min-distance", "positive")
     check_value(cfg.min_area, "--min-area", "count0")
+    check_value(cfg.edge_margin, "--edge-margin", "nonnegative", hint=" (in particle radii; 0 keeps edge picks)")
     check_value(cfg.smooth, "--smooth", "nonnegative", hint=" (sigma as a fraction of the radius; 0: no smoothing)")
     check_value(cfg.tile_size, "--tile-size", "tile")
     check_value(cfg.batch_size, "--batch-size", "count")

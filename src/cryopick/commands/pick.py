@@ -38,6 +38,9 @@ def add_args(p):
     p.add_argument("--angpix", type=float, metavar="A", help="pixel size in Å: picks.star gets the data_optics block "
                                                              "of RELION 3.1+ particle files")
     p.add_argument("--min-distance", type=float, help="minimum distance between picks, original px (default: half the radius)")
+    p.add_argument("--edge-margin", type=float, default=1.0, metavar="RADII",
+                   help="drop picks whose centre is closer than this many particle radii to the micrograph's edge: "
+                        "a particle cut by the edge cannot be extracted (default 1; 0 keeps them)")
     p.add_argument("--min-area", type=int, default=0, help="drop blobs smaller than this many px")
     p.add_argument("--downsample", type=float, help="override the checkpoint's downsampling factor")
     p.add_argument("--radius", type=float, help="particle radius in micrograph px (needed with --model general; "
@@ -75,7 +78,7 @@ def _config(args):
     cfg = PickConfig(threshold=args.threshold, min_distance=args.min_distance, min_area=args.min_area,
                      tile_size=args.tile_size, batch_size=args.batch_size, formats=args.format or ["star"],
                      box_size=args.box_size, downsample=args.downsample, radius=args.radius, tta=args.tta,
-                     smooth=args.smooth,
+                     smooth=args.smooth, edge_margin=args.edge_margin,
                      score=args.score, exclude_edge=args.exclude_edge, pixel_size=args.angpix,
                      progress_seconds=args.progress_every, poll_seconds=args.poll, idle_timeout=args.idle_timeout)
     check_pick_config(cfg, args.seed)
