@@ -46,17 +46,44 @@ VARIANTS = ("straightforward", "fold", "fold+nhwc", "fold+nhwc+malloc", "fold+nh
 def run_timed(cmd: list[str], threads: int, log: Path, tty: bool = False) -> dict:
     """Run ``cmd`` (output to ``log``); wall s, CPU s and peak RSS MB of the child."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
-    if tty:  # a pseudo-terminal: tqdm draws its bars (util-linux script; its own RSS is small)
-        cmd = ["script", "-qefc", " ".join(cmd), str(log)]
-    with open(os.devnull if tty else log, "w") as fh:
+    with open(log, "wb") as fh:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
+        if tty:  # stdout and stderr on a pseudo-terminal: the child draws its tqdm bars, copied into the log
+            import pty
+            import threading
+
+            import fcntl
+            import struct
+            import termios
+
+            master, slave = pty.openpty()
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 0 columns: tqdm draws nothing
+            p = subprocess.Popen(cmd, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, env=env)
+            os.close(slave)
+            copier = threading.Thread(target=_copy_pty, args=(master, fh))
+            copier.start()
+        else:
+            p = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
         _, status, ru = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
+        if tty:
+            copier.join()
     rc = os.waitstatus_to_exitcode(status)
     if rc != 0:
         raise RuntimeError(f"{cmd[0]} failed ({rc}); see {log}:\n{Path(log).read_text(errors='replace')[-2000:]}")
     return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024}
+
+
+def _copy_pty(master: int, fh) -> None:
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        fh.write(chunk)
+    os.close(master)
 
 
 # --------------------------------------------------------------------------- cryopick
@@ -193,6 +220,7 @@ def bench_big(big: str, model: str, threads: int, work: Path) -> dict:
     r = run_timed(cmd, threads, log, tty=True)
     s = json.loads((out / "pick_summary.json").read_text())
     text = log.read_text(errors="replace")
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)  # cursor moves between the two bars
     bars = [b.strip() for b in re.split(r"[\r\n]", text) if "tile/s" in b or "s/tile" in b]
     import mrcfile
 
@@ -252,7 +280,7 @@ def main(argv=None) -> int:
     p.add_argument("--topaz-model", default="resnet8_u32", help="Topaz model (pretrained name or .sav)")
     p.add_argument("--topaz-downsample", type=int, default=2)
     p.add_argument("--big", help="a large MRC micrograph for the memory figure")
-    p.add_argument("--skip", nargs="*", default=[], choices=["topaz", "dog", "ablation", "set"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["topaz", "dog", "ablation"])
     p.add_argument("--variants", nargs="*", default=list(VARIANTS))
     p.add_argument("--machine-state", default="")
     p.add_argument("--out", help="results prefix (writes .json and .md)")
