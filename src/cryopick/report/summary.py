@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import runlayout as layout
+
 __all__ = ["PIXEL_VS_PARTICLE", "summary_section", "work_order", "compact_image", "candidates_note"]
 
 PIXEL_VS_PARTICLE = ("Pixel metrics score the probability map pixel by pixel against target disks drawn smaller "
@@ -44,6 +46,20 @@ def _obj(path: Path) -> dict:
     """A JSON file's object, or {} (missing, unreadable, or not an object)."""
     v = _read(path)
     return v if isinstance(v, dict) else {}
+
+
+def _run_summary(folder: Path, kind: str) -> layout.RunSummary | None:
+    """A run's summary (:func:`cryopick.runlayout.read_summary`), None when absent or unreadable."""
+    try:
+        return layout.read_summary(folder, kind)
+    except ValueError:
+        return None
+
+
+def _summary(folder: Path, kind: str) -> dict:
+    """A run summary's content, or {}."""
+    s = _run_summary(folder, kind)
+    return s.data if s is not None else {}
 
 
 def _num(v: Any) -> float:
@@ -94,27 +110,27 @@ def _dirs(d: Path, depth: int = 2) -> list[Path]:
 
 
 def _facts(d: Path) -> dict:
-    f: dict[str, Any] = {"demo": _read(d / "demo_summary.json")}
+    f: dict[str, Any] = {"demo": _read(d / layout.DEMO_SUMMARY)}
     dirs = _dirs(d)
-    f["selftrain"] = next((x for x in dirs if (x / "training_summary.json").is_file()), None)
-    f["train"] = next((x for x in dirs if (x / "train_summary.json").is_file()
-                       and x.parent.name != "compare" and x.name != "supervised"), None)
-    f["picks"] = [x for x in dirs if (x / "pick_summary.json").is_file()]
-    f["compare"] = next((x for x in dirs if (x / "comparison.json").is_file()), None)
+    f["selftrain"] = next((x for x in dirs if layout.summary_path(x, "selftrain").is_file()), None)
+    f["train"] = next((x for x in dirs if layout.summary_path(x, "train").is_file()
+                       and x.parent.name != "compare" and x.name != layout.SUPERVISED), None)
+    f["picks"] = [x for x in dirs if (x / layout.PICK_SUMMARY).is_file()]
+    f["compare"] = next((x for x in dirs if (x / layout.COMPARISON).is_file()), None)
     return f
 
 
 def _evaluation(pick_dir: Path, name: str) -> Mapping | None:
-    m = _read(pick_dir / name / "metrics.json")
-    return m.get("overall") if isinstance(m, Mapping) and isinstance(m.get("overall"), Mapping) else None
+    m = layout.read_evaluation(pick_dir / name)
+    return m.get("overall") if m is not None and isinstance(m.get("overall"), Mapping) else None
 
 
 def _main_pick(picks: list[Path], model: Path | None) -> Path | None:
     """The pick run to headline: not all candidates, of the model to use if one is, else the last."""
-    real = [p for p in picks if not _obj(p / "pick_summary.json").get("all_candidates")]
+    real = [p for p in picks if not _obj(p / layout.PICK_SUMMARY).get("all_candidates")]
     if model is not None:
         for p in real:
-            models = _obj(p / "pick_summary.json").get("models") or []
+            models = _obj(p / layout.PICK_SUMMARY).get("models") or []
             if any(Path(m).resolve() == model.resolve() for m in models):
                 return p
     return real[-1] if real else (picks[-1] if picks else None)
@@ -134,10 +150,10 @@ def _ran_row(f: dict, d: Path) -> str:
     if f["train"] is not None:
         stages.append("training")
     if f["selftrain"] is not None:
-        ts = _obj(f["selftrain"] / "training_summary.json")
+        ts = _summary(f["selftrain"], "selftrain")
         stages.append(f"supervised training + {len(ts.get('iterations') or [])} self-training iteration(s)")
     if f["picks"]:
-        cand = sum(bool(_obj(p / "pick_summary.json").get("all_candidates")) for p in f["picks"])
+        cand = sum(bool(_obj(p / layout.PICK_SUMMARY).get("all_candidates")) for p in f["picks"])
         stages.append(f"picking ({len(f['picks']) - cand} run(s) at the threshold"
                       + (f", {cand} of every candidate for AP)" if cand else ")"))
     if f["compare"] is not None:
@@ -149,18 +165,24 @@ def _ran_row(f: dict, d: Path) -> str:
 
 def _model(f: dict, d: Path) -> tuple[Path | None, str]:
     if f["selftrain"] is not None:
-        ts = _obj(f["selftrain"] / "training_summary.json")
+        ts = _summary(f["selftrain"], "selftrain")
         shipped = ts.get("shipped") or "the last iteration"
-        return f["selftrain"] / "final_model.pt", f"(= {shipped}, the best validation particle F1 of the candidates)"
+        return _model_file(f["selftrain"], "selftrain"), f"(= {shipped}, the best validation particle F1 of the candidates)"
     if f["train"] is not None:
-        return f["train"] / "best_model.pt", "(the epoch with the best validation particle AP)"
+        return _model_file(f["train"], "train"), "(the epoch with the best validation particle AP)"
     return None, ""
+
+
+def _model_file(folder: Path, kind: str) -> Path:
+    """The model a run hands on, as its summary names it (the kind's default for older runs)."""
+    s = _run_summary(folder, kind)
+    return s.model if s is not None else folder / layout.MODEL_OF[kind]
 
 
 def _validation_rows(f: dict) -> list[tuple[str, str]]:
     if f["selftrain"] is None:
         return []
-    ts = _obj(f["selftrain"] / "training_summary.json")
+    ts = _summary(f["selftrain"], "selftrain")
     fin, base = ts.get("final_particles") or {}, (ts.get("candidates") or {}).get("baseline") or {}
     rows = [("validation particles", f"F1 {_f(fin.get('f1'))}, AP {_f(fin.get('ap'))} (final model)")]
     if base:
@@ -180,7 +202,7 @@ def _validation_rows(f: dict) -> list[tuple[str, str]]:
 def _pick_rows(f: dict, pick: Path | None) -> list[tuple[str, str]]:
     if pick is None:
         return []
-    s = _obj(pick / "pick_summary.json")
+    s = _obj(pick / layout.PICK_SUMMARY)
     text = (f"{s.get('n_picks')} particles on {s.get('n_micrographs')} micrographs at score threshold "
             f"{_f(s.get('threshold'))} ({s.get('threshold_source') or 'threshold source not recorded'})")
     rows = [("picked", text + f" — {pick.name}/")]
@@ -219,7 +241,7 @@ def summary_rows(d: Path) -> tuple[list[tuple[str, str]], str | None, Path | Non
     rows += _pick_rows(f, pick)
     rows += _validation_rows(f)
     if f["compare"] is not None:
-        comp = _obj(f["compare"] / "comparison.json")
+        comp = _obj(f["compare"] / layout.COMPARISON)
         parts = [f"{n}: particle F1 {_f((v.get('metrics') or {}).get('particle_best_f1'))}, pixel F1 "
                  f"{_f((v.get('metrics') or {}).get('best_f1'))}" for n, v in (comp.get("variants") or {}).items()
                  if isinstance(v, Mapping)]

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ... import runlayout as layout
 from .. import figures
 from ..figures import _num
 from ..summary import PIXEL_VS_PARTICLE
@@ -70,7 +71,7 @@ COMPARE_COLUMNS = [("best_f1", "Best val F1", _metric), ("best_epoch", "Best epo
 
 def _comparison_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
     sec = Section(ctx.new_id(f"{p}comparison"), title)
-    jpath, mpath = d / "comparison.json", d / "comparison.md"
+    jpath, mpath = d / layout.COMPARISON, d / "comparison.md"
     sec.body = _sources([x for x in (jpath, mpath) if x.is_file()], ctx)
     data = _read_json(jpath) if jpath.is_file() else None
     if data is not None and not isinstance(data, Mapping):

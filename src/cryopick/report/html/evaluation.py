@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ... import runlayout as layout
 from .. import figures
 from .page import (
     MAX_TABLE_ROWS,
@@ -39,11 +40,11 @@ def _read_pr_csv(path: Path) -> dict | None:
 
 
 def _evaluation_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
-    path = d / "metrics.json"
+    path = d / layout.METRICS  # an evaluation's: an object (cryopick.runlayout)
     m = _read_json(path)
     overall = m.get("overall") if isinstance(m.get("overall"), Mapping) else {}
     sec = Section(ctx.new_id(f"{p}evaluation"), title)
-    sources = [path] + [x for x in (d / "pr_curve.csv",) if x.is_file()]
+    sources = [path] + [x for x in (d / layout.PR_CURVE,) if x.is_file()]
     keys = [("precision", "precision"), ("recall", "recall"), ("f1", "F1"), ("ap", "average precision (AP)"),
             ("n_picks", "picks"), ("n_truth", "true particles"), ("n_matched", "matched"),
             ("mean_error", "mean centre error (px)"), ("threshold", "score threshold"),
@@ -55,8 +56,8 @@ def _evaluation_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
                 "every pick in the file).</p>")
 
     curve_src = dict(overall)
-    if not curve_src.get("pr_curve") and (d / "pr_curve.csv").is_file():
-        curve_src["pr_curve"] = _read_pr_csv(d / "pr_curve.csv") or {}
+    if not curve_src.get("pr_curve") and (d / layout.PR_CURVE).is_file():
+        curve_src["pr_curve"] = _read_pr_csv(d / layout.PR_CURVE) or {}
     if curve_src.get("pr_curve"):
         ctx.used_files.add((d / "pr_curve.png").resolve())
         sec.children.append(Section(ctx.new_id(f"{p}evaluation-pr"), "Precision-recall curve",

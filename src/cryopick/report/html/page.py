@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...runlayout import read_json
 from .. import figures
 from ..figures import _num
 from ..summary import compact_image
@@ -179,13 +180,7 @@ def _natural_key(name: str) -> list:
 # --------------------------------------------------------------------------- reading
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path.name}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path.name}: cannot read ({exc})") from None
+_read_json = read_json  # a run file's JSON; ValueError naming the file (cryopick.runlayout)
 
 
 def _read_yaml(path: Path) -> Any:

@@ -7,6 +7,7 @@ import statistics
 from collections.abc import Mapping
 from pathlib import Path
 
+from ... import runlayout as layout
 from .. import figures
 from ..figures import _num
 from ..summary import candidates_note
@@ -28,7 +29,7 @@ from .page import (
 
 
 def _pick_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
-    path = d / "pick_summary.json"
+    path = d / layout.PICK_SUMMARY
     s = _read_json(path)
     if not isinstance(s, Mapping):
         raise ValueError("pick_summary.json: not a JSON object")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
+from ... import runlayout as layout
 from ..summary import work_order
 from .page import SKIP_DIRS, _natural_key, _read_json
 
@@ -14,18 +14,12 @@ MAX_DEPTH = 2  # sub-runs are looked for this many folders down
 
 
 def _metrics_kind(path: Path) -> str | None:
-    """'training' for a list of epoch records, 'evaluation' for a dict with 'overall'."""
+    """'training' or 'evaluation' (:func:`cryopick.runlayout.metrics_kind`); unreadable counts as training."""
     try:
         data = _read_json(path)
     except ValueError:
         return "training"  # reported as unreadable in the training section
-    if isinstance(data, list):
-        return "training"
-    if isinstance(data, Mapping) and "overall" in data:
-        return "evaluation"
-    if isinstance(data, Mapping):
-        return "training" if "history" in data else None
-    return None
+    return layout.metrics_kind(data)
 
 
 def _pngs(d: Path) -> list[Path]:
@@ -39,17 +33,17 @@ def run_kinds(d: str | os.PathLike[str]) -> list[str]:
     """The kinds of run whose files are in folder ``d`` (not looking into sub-runs), in page order."""
     d = Path(d)
     kinds = []
-    metrics = d / "metrics.json"
+    metrics = d / layout.METRICS
     mkind = _metrics_kind(metrics) if metrics.is_file() else None
-    if (d / "comparison.json").is_file() or (d / "comparison.md").is_file():
+    if (d / layout.COMPARISON).is_file() or (d / "comparison.md").is_file():
         kinds.append("comparison")
-    if (d / "training_summary.json").is_file() or (
-            mkind is None and ((d / "supervised").is_dir() or (d / "baseline_model.pt").is_file())):
-        kinds.append("selftrain")  # without training_summary.json: in progress
-    pick = (d / "pick_summary.json").is_file()
-    if mkind == "training" or (mkind is None and (d / "train_summary.json").is_file()):
+    if layout.summary_path(d, "selftrain").is_file() or (
+            mkind is None and ((d / layout.SUPERVISED).is_dir() or (d / layout.BASELINE_MODEL).is_file())):
+        kinds.append("selftrain")  # without its summary: in progress
+    pick = (d / layout.PICK_SUMMARY).is_file()
+    if mkind == "training" or (mkind is None and layout.summary_path(d, "train").is_file()):
         kinds.append("training")
-    elif (d / "config.yaml").is_file() and not kinds and not pick and mkind is None:
+    elif (d / layout.CONFIG).is_file() and not kinds and not pick and mkind is None:
         kinds.append("training")  # started, no epoch finished yet
     if pick:
         kinds.append("pick")

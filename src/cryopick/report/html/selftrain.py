@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ... import runlayout as layout
 from .. import figures
 from ..figures import _num
 from .page import (
@@ -21,7 +22,6 @@ from .page import (
     _metric_line,
     _note,
     _pct,
-    _read_json,
     _read_yaml,
     _sources,
     _table,
@@ -30,19 +30,17 @@ from .training import _config_tables
 
 
 def _selftrain_section(d: Path, p: str, ctx: _Context, title: str) -> Section:
-    path = d / "training_summary.json"
+    path = layout.summary_path(d, "selftrain")
     sec = Section(ctx.new_id(f"{p}selftrain"), title)
     if not path.is_file():  # the supervised phase or the first iteration is still running
-        cfg = _read_yaml(d / "config.yaml") if (d / "config.yaml").is_file() else None
-        sec.body = (_sources([x for x in (d / "config.yaml",) if x.is_file()], ctx)
+        cfg = _read_yaml(d / layout.CONFIG) if (d / layout.CONFIG).is_file() else None
+        sec.body = (_sources([x for x in (d / layout.CONFIG,) if x.is_file()], ctx)
                     + _note("In progress: no self-training iteration has finished yet (no training_summary.json); "
                             "the supervised phase is below."))
         if isinstance(cfg, Mapping):
             sec.children.append(Section(ctx.new_id(f"{p}selftrain-config"), "Configuration", _config_tables(cfg)))
         return sec
-    s = _read_json(path)
-    if not isinstance(s, Mapping):
-        raise ValueError("training_summary.json: not a JSON object")
+    s = layout.read_summary(d, "selftrain").data  # ValueError when unreadable or not an object
     its = [it for it in (s.get("iterations") or []) if isinstance(it, Mapping)]
     base = s.get("baseline") if isinstance(s.get("baseline"), Mapping) else None
     st_cfg = (s.get("config") or {}).get("selftrain") if isinstance(s.get("config"), Mapping) else None

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ... import runlayout as layout
 from .. import figures
 from ..figures import _num
 from ..summary import PIXEL_VS_PARTICLE
@@ -24,7 +25,6 @@ from .page import (
     _note,
     _pct100,
     _Raw,
-    _read_json,
     _read_yaml,
     _sources,
     _table,
@@ -94,26 +94,23 @@ def _training_sections(d: Path, p: str, ctx: _Context, title: str) -> Section:
     history: list[dict] = []
     summary: Mapping | None = None
     cfg: Mapping | None = None
-    if (d / "metrics.json").is_file():
-        sources.append(d / "metrics.json")
+    if (d / layout.METRICS).is_file():
+        sources.append(d / layout.METRICS)
         try:
-            data = _read_json(d / "metrics.json")
-            history = [r for r in (data if isinstance(data, list) else data.get("history", [])) if isinstance(r, Mapping)]
+            history = layout.read_history(d / layout.METRICS)
         except ValueError as exc:
             notes.append(str(exc))
-    if (d / "train_summary.json").is_file():
-        sources.append(d / "train_summary.json")
+    if layout.summary_path(d, "train").is_file():
+        sources.append(layout.summary_path(d, "train"))
         try:
-            summary = _read_json(d / "train_summary.json")
-            if not isinstance(summary, Mapping):
-                notes.append("train_summary.json: not a JSON object")
-                summary = None
+            read = layout.read_summary(d, "train")
+            summary = read.data if read is not None else None
         except ValueError as exc:
             notes.append(str(exc))
-    if (d / "config.yaml").is_file():
-        sources.append(d / "config.yaml")
+    if (d / layout.CONFIG).is_file():
+        sources.append(d / layout.CONFIG)
         try:
-            cfg = _read_yaml(d / "config.yaml")
+            cfg = _read_yaml(d / layout.CONFIG)
             if not isinstance(cfg, Mapping):
                 notes.append("config.yaml: not a mapping")
                 cfg = None
