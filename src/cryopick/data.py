@@ -45,7 +45,13 @@ class Preprocessing:
     mask_radius_scale: float = 1.0
 
     @property
-    def mask_radius(self) -> float:  # in downsampled px
+    def downsampled_radius(self) -> float:
+        """The particle radius in downsampled px (the model's input, probability maps, peak matching)."""
+        return self.radius / self.downsample
+
+    @property
+    def mask_radius(self) -> float:
+        """The target disk radius in downsampled px (``mask_radius_scale`` x the particle radius)."""
         return self.radius * self.mask_radius_scale / self.downsample
 
 
@@ -62,14 +68,20 @@ class LoadedData:
         return [s for s in self.samples if s.mask is not None]
 
 
+def radius_from_diameters(labels: dict | None) -> float | None:
+    """Half the median particle diameter the labels (``{name: Particles}``) give, None when none does."""
+    diameters = [p.diameter for p in (labels or {}).values() if getattr(p, "diameter", None)]
+    return float(np.median(diameters)) / 2 if diameters else None
+
+
 def resolve_radius(radius: float | None, labels: dict | None, source: str) -> float:
     if radius is not None:
         if radius <= 0:
             raise InputError(f"--radius must be positive, got {radius}")
         return float(radius)
-    diameters = [p.diameter for p in (labels or {}).values() if getattr(p, "diameter", None)]
-    if diameters:
-        return float(np.median(diameters)) / 2
+    from_labels = radius_from_diameters(labels)
+    if from_labels is not None:
+        return from_labels
     raise InputError(f"{source}: the labels give no particle diameter; pass --radius (particle radius in micrograph pixels)")
 
 
@@ -102,7 +114,7 @@ def check_pixel_sizes(sizes: list[tuple[str, float | None]], allow_mixed: bool) 
 def check_particle_fits(source: str, shape: tuple[int, int], prep: Preprocessing) -> None:
     """The particle (diameter, after downsampling) must fit inside the downsampled micrograph."""
     h, w = (int(side / prep.downsample) for side in shape)
-    diameter = 2 * prep.radius / prep.downsample
+    diameter = 2 * prep.downsampled_radius
     if min(h, w) < 1 or diameter > min(h, w):
         raise InputError(
             f"{source}: a particle of radius {prep.radius:g} px is {diameter:.1f} px across after downsampling "

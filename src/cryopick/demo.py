@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from . import runlayout as layout
 from .config import RunConfig
 from .io.atomic import atomic_write_json, ensure_out_dir
 from .simulate import SimulationConfig
@@ -74,8 +75,8 @@ def run_demo(out_dir: str | Path, s: DemoSettings, device: str = "auto", log: Ca
 
     step("pick + evaluate")
     results = {label: _pick_and_evaluate(out, label, ckpt, cfg, paths, device, log)
-               for label, ckpt in [("supervised", out / "selftrain" / "baseline_model.pt"),
-                                   ("self-trained", out / "selftrain" / "final_model.pt")]}
+               for label, ckpt in [("supervised", out / "selftrain" / layout.BASELINE_MODEL),
+                                   ("self-trained", out / "selftrain" / layout.FINAL_MODEL)]}
 
     step("figures")
     _figures(out, paths, log)
@@ -88,11 +89,11 @@ def run_demo(out_dir: str | Path, s: DemoSettings, device: str = "auto", log: Ca
                                                                "final": summary.get("final")},
               "test_particles": results, "comparison": comparison, "test_micrographs": str(paths.test_mics),
               "seconds": time.perf_counter() - t_start, "report": str(out / "report.html")}
-    atomic_write_json(out / "demo_summary.json", result)  # first: the report's summary reads it
+    atomic_write_json(out / layout.DEMO_SUMMARY, result)  # first: the report's summary reads it
     report = _report(out, log)
     total = time.perf_counter() - t_start
     result.update(seconds=total, report=str(report))
-    atomic_write_json(out / "demo_summary.json", result)
+    atomic_write_json(out / layout.DEMO_SUMMARY, result)
     log(f"\ndemo finished in {total:.0f} s; report: {report}")
     return result
 
@@ -120,7 +121,7 @@ def _pick_and_evaluate(out: Path, label: str, ckpt: Path, cfg: RunConfig, paths,
 
 
 def _device(device: str):
-    from .train import resolve_device
+    from .device import resolve_device
 
     return resolve_device(device)
 
@@ -139,13 +140,13 @@ def _figures(out: Path, paths, log) -> None:
     from .picking import Picker
 
     fig_dir = ensure_out_dir(out / "figures")
-    ckpt = out / "selftrain" / "final_model.pt"
+    ckpt = out / "selftrain" / layout.FINAL_MODEL
     picker = Picker.from_checkpoints([str(ckpt)])
     mic = read_micrograph(find_micrographs([str(paths.test_mics)])[0])
     picks = picker.pick_image(mic.image, mic.name, keep_prob=True)
     truth = read_labels(paths.test_labels)[mic.name].xy
     figures.plot_picks(mic.image, picks.xy, truth_xy=truth, radius=paths.radius, path=fig_dir / "picks_test.png",
-                       scores=picks.scores, title=f"{mic.name}: picks at threshold {picker.threshold or 0.5:.2f}")
+                       scores=picks.scores, title=f"{mic.name}: picks at threshold {picker.pick_threshold:.2f}")
     figures.plot_probability_map(mic.image, picks.prob, fig_dir / "probability_map.png")
     from .data import load_samples
 
@@ -178,7 +179,7 @@ def _attention_figure(out: Path, log) -> None:
     from .data import load_samples
     from .report.figures import plot_attention_maps
 
-    ckpt_path = out / "compare" / "attention-unet" / "best_model.pt"
+    ckpt_path = out / "compare" / "attention-unet" / layout.BEST_MODEL
     if not ckpt_path.exists():
         return
     ckpt = load_checkpoint(ckpt_path)

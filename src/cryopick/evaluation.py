@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import runlayout as layout
 from .errors import InputError
 from .io import Particles, read_labels
 from .io.atomic import atomic_write_json, atomic_write_text, ensure_out_dir
@@ -51,7 +52,7 @@ def _picked_by_summary(picks_path: Path) -> set[str]:
     """Micrographs the ``pick_summary.json`` of the pick run that wrote ``picks_path`` lists."""
     folders = [picks_path.parent] if picks_path.is_file() else [picks_path, picks_path.parent]
     for folder in folders:
-        f = folder / "pick_summary.json"
+        f = folder / layout.PICK_SUMMARY
         try:
             per = json.loads(f.read_text()).get("per_micrograph")
         except (OSError, ValueError, AttributeError):
@@ -119,10 +120,12 @@ def _check_inside_masks(picks: dict[str, Particles], shapes: dict[str, tuple[int
 def _match_radius(radius: float | None, truth: dict[str, Particles], truth_path: str) -> float:
     if radius is not None:
         return float(radius)
-    diam = [p.diameter for p in truth.values() if p.diameter]
-    if not diam:
+    from .data import radius_from_diameters  # here: cryopick.data imports torch
+
+    from_truth = radius_from_diameters(truth)
+    if from_truth is None:
         raise InputError(f"{truth_path}: no particle diameter in the truth; pass --radius (match radius in px)")
-    return float(np.median(diam)) / 2
+    return from_truth
 
 
 def evaluate_label_files(picks_path: str, truth_path: str, radius: float | None = None,
@@ -181,12 +184,12 @@ def evaluate_files(picks_path: str, truth_path: str, radius: float | None = None
 
 def write_evaluation(result: Evaluation, out_dir: str | Path) -> None:
     out = ensure_out_dir(out_dir)
-    atomic_write_json(out / "metrics.json", result.as_dict())
+    atomic_write_json(out / layout.METRICS, result.as_dict())  # an object: runlayout.read_evaluation
     curve = result.overall.pr_curve or {}
     rows = ["threshold,precision,recall"] + [f"{t:.6g},{p:.6g},{r:.6g}" for t, p, r in
                                              zip(curve.get("thresholds", []), curve.get("precision", []),
                                                  curve.get("recall", []))]
-    atomic_write_text(out / "pr_curve.csv", "\n".join(rows) + "\n")
+    atomic_write_text(out / layout.PR_CURVE, "\n".join(rows) + "\n")
     try:
         from .report.figures import plot_pr_curve
     except ImportError:

@@ -42,7 +42,7 @@ def write_maps(args, out):
     from ..io.micrographs import write_mrc, write_png
     from ..picking import Picker
     from ..preprocess import preprocess
-    from ..train import resolve_device
+    from ..device import resolve_device
 
     picker = Picker.from_checkpoints(args.model, PickConfig(batch_size=args.batch_size),
                                      device=resolve_device(args.device or "auto"))
