@@ -101,14 +101,15 @@ def _copy(samples: list[Sample]) -> list[Sample]:
 
 def _relabel_all(model, train: list[Sample]) -> tuple[dict, list[np.ndarray]]:
     from cryopick.config import RunConfig, SelfTrainConfig, TrainConfig
+    from cryopick.device import DeviceSettings
     from cryopick.pipeline import RunData
     from cryopick.relabel import Orig, Run, relabel
 
     samples = _copy(train) + [Sample("unlabelled", train[0].image[::-1].copy(), None, None, train[0].image.shape)]
     originals = [Orig(s.mask, s.coords) for s in samples]
     cfg = RunConfig(train=TrainConfig(tile_size=128), selftrain=SelfTrainConfig(pseudo_labels="pixels"))
-    run = Run(cfg, Path("."), torch.device("cpu"), True, False, {}, RunData(samples, [], PREP, []), originals,
-              lambda m: None)
+    run = Run(cfg, Path("."), DeviceSettings(torch.device("cpu"), False, False), ddist.info(), {},
+              RunData(samples, [], PREP, []), originals, lambda m: None)
     stats = relabel(run, [model], 0.6, 0.4, pu=False)
     return stats, [s.mask for s in samples]
 
@@ -128,9 +129,11 @@ def _worker(rank: int, world: int, port: int, root: str, train, val, cfg) -> Non
 
     root = Path(root)
     writes: list[str] = []
-    save, write_json = tr.save_checkpoint, tr.atomic_write_json
+    import cryopick.runlayout as rl  # fit writes metrics.json through the run-layout module
+
+    save, write_json = tr.save_checkpoint, rl.atomic_write_json
     tr.save_checkpoint = lambda ckpt, path: (writes.append(Path(path).name), save(ckpt, path))[1]
-    tr.atomic_write_json = lambda path, obj: (writes.append(Path(path).name), write_json(path, obj))[1]
+    rl.atomic_write_json = lambda path, obj: (writes.append(Path(path).name), write_json(path, obj))[1]
 
     result = tr.fit(train, val, PREP, ModelConfig(base_features=4), cfg, root / "run", log=lambda m: None)
     # fit ends with a barrier after rank 0's writes: every rank sees the final checkpoint at once

@@ -10,20 +10,22 @@ from typing import Callable
 import torch
 
 from . import distributed as ddist
+from . import runlayout as layout
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DataConfig, RunConfig, TrainConfig, run_record, save_run_config
 from .data import LoadedData, Preprocessing, Sample, check_pixel_sizes, load_samples, split_train_val
 from .device import DeviceSettings, resolve_device, settings_for
 from .errors import CheckpointError, InputError
-from .io.atomic import atomic_write_json, ensure_out_dir, remove_stale_temps
+from .io.atomic import ensure_out_dir, remove_stale_temps
 from .io.outdir import RUN_OUTPUTS, clear_outputs, matcher
+from .metrics import ParticleMetrics
 from .models import UNetFamily
 from .picking import FALLBACK_THRESHOLD, Picker, calibrate_threshold
 from .targets import pu_prior
-from .train import FitResult, fit, resolve_model_config, resolve_train_config
+from .train import FitResult, fit, resolve_model_config, resolve_train_config, setup_compute
 
 
-RUN_FILES = ["model.pt", "best_model.pt", "metrics.json", "config.yaml", "train_summary.json"]  # what train_run writes
+RUN_FILES = layout.TRAIN_FILES  # what train_run writes
 
 
 @dataclass
@@ -62,7 +64,7 @@ def load_run_data(cfg: RunConfig, log: Callable[[str], None] = print) -> RunData
     what = f"{sum(len(s.coords) for s in with_coords)} particles" if with_coords else "mask labels"
     log(f"data: {len(train)} training micrographs ({n_lab} labelled, {what}), {len(val)} validation; "
         f"downsample {loaded.prep.downsample:g}, particle radius {loaded.prep.radius:g} px "
-        f"({loaded.prep.radius / loaded.prep.downsample:.1f} px after downsampling)")
+        f"({loaded.prep.downsampled_radius:.1f} px after downsampling)")
     return RunData(train, val, loaded.prep, warnings)
 
 
@@ -103,24 +105,44 @@ def resolve_loss(train: TrainConfig, d: DataConfig, data: RunData) -> TrainConfi
     return dataclasses.replace(train, loss=loss, pu_prior=prior)
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """A model's pick threshold, calibrated on the labelled validation micrographs, and the
+    validation particle metrics it was chosen on (``threshold`` None: no F1-optimal one)."""
+
+    threshold: float | None
+    metrics: ParticleMetrics
+
+    @property
+    def scores(self) -> dict:
+        """Validation particle best F1 and AP (0 when undefined): what self-training selects on."""
+        m = self.metrics.as_dict()  # NaN -> None -> 0
+        return {"f1": m["best_f1"] or 0.0, "ap": m["ap"] or 0.0}
+
+
 def store_threshold(paths: list[Path], val: list[Sample], cfg: RunConfig, log: Callable[[str], None] = print,
-                    device: torch.device | None = None) -> float | None:
+                    device: torch.device | None = None) -> Calibration | None:
     """Calibrate the pick threshold on labelled validation micrographs with the model in
-    ``paths[0]`` and store it into every checkpoint in ``paths`` (``device``: default ``cfg.train.device``)."""
+    ``paths[0]`` and store it into every checkpoint in ``paths`` (``device``: default ``cfg.train.device``).
+
+    Returns the calibration (None without validation coordinates); a checkpoint keeps its
+    earlier threshold when no F1-optimal one is found. Pickers read the threshold from the
+    checkpoint; the run itself uses the returned value."""
     if not any(s.coords is not None for s in val):
         return None
     picker = Picker.from_checkpoints([paths[0]], cfg.pick, device=device or resolve_device(cfg.train.device))
     threshold, metrics = calibrate_threshold(picker, val)
+    calibration = Calibration(threshold, metrics)
     if threshold is None:
-        return None
+        return calibration
     for p in paths:
         if p.exists():
             ckpt = load_checkpoint(p)
             ckpt["pick_threshold"] = threshold
-            ckpt["calibration"] = metrics.as_dict() if metrics is not None else None
+            ckpt["calibration"] = metrics.as_dict()
             save_checkpoint(ckpt, p)
     log(f"pick threshold {threshold:.3f} (validation particle F1 {metrics.best_f1:.3f}, AP {metrics.ap:.3f})")
-    return threshold
+    return calibration
 
 
 def check_resume_point(cfg: RunConfig, path: Path) -> RunConfig:
@@ -159,28 +181,28 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None] = 
     and the configuration resolved (so a bad input keeps the earlier run)."""
     out = ensure_out_dir(out_dir)
     data = data or load_run_data(cfg, log)
-    resuming = cfg.train.resume and (out / "model.pt").exists()
+    resuming = cfg.train.resume and (out / layout.MODEL).exists()
     if cfg.train.resume and model is None:
-        cfg = check_resume_point(cfg, out / "model.pt")
+        cfg = check_resume_point(cfg, out / layout.MODEL)
         remove_stale_temps(out, RUN_FILES)  # left by a killed run; harmless, but a resumed run ends tidy
     if model is None and not resuming:
         model, cfg = pretrained_start(cfg, log)
-    hw = settings_for(cfg.train)  # resolved once, handed down
+    hw, dist = setup_compute(cfg.train)  # once, handed down; under torchrun rank 0 writes
     cfg = resolve(cfg, data, hw)
-    main = ddist.init_from_env(hw.device).is_main  # under torchrun rank 0 writes
+    main = dist.is_main
     if main and overwrite:
         clear_outputs(out, matcher(RUN_OUTPUTS))
     ddist.barrier()
     if main:
         save_run_config(cfg, out)
     result = fit(data.train, data.val, data.prep, cfg.model, cfg.train, out, model=model, run_config=run_record(cfg),
-                 log=log, hw=hw)
-    threshold = None
+                 log=log, hw=hw, dist=dist)
     if main:
-        threshold = store_threshold([out / "best_model.pt", out / "model.pt"], data.val, cfg, log, hw.device)
-        atomic_write_json(out / "train_summary.json", {
+        calibration = store_threshold([out / layout.BEST_MODEL, out / layout.MODEL], data.val, cfg, log, hw.device)
+        layout.write_summary(out, {
+            **layout.summary_header("train", calibration.threshold if calibration else None,
+                                    calibration.scores if calibration else None),
             "best_f1": result.best_f1, "best_epoch": result.best_epoch, "parameters": result.parameters,
-            "seconds_per_epoch": result.seconds_per_epoch, "pick_threshold": threshold,
-            "final": result.history[-1] if result.history else None})
+            "seconds_per_epoch": result.seconds_per_epoch, "final": result.history[-1] if result.history else None})
     ddist.barrier()  # other ranks see the calibrated checkpoints when this returns
     return result, cfg

@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 
 from . import distributed as ddist
 from .config import RunConfig
 from .data import Sample
+from .device import DeviceSettings
+from .distributed import DistInfo
 from .inference import predict_probability
 from .pipeline import RunData
 from .pseudo import (combine_labels, coverage, drop_labelled, missing_particles, particle_pseudo_labels,
@@ -31,18 +34,30 @@ class Run:
 
     cfg: RunConfig
     out: Path
-    device: object
-    main: bool
-    amp: bool
+    hw: DeviceSettings  # set up once by selftrain_run
+    dist: DistInfo
     record: dict
     data: RunData
     originals: list[Orig]
     log: Callable[[str], None]
 
     @property
+    def device(self) -> torch.device:
+        return self.hw.device
+
+    @property
+    def amp(self) -> bool:
+        return self.hw.amp
+
+    @property
+    def main(self) -> bool:
+        """Rank 0 (every single-process run): the one that writes files."""
+        return self.dist.is_main
+
+    @property
     def radius(self) -> float:
         """The particle radius in downsampled px (the protected ring and the peak matching use it)."""
-        return self.data.prep.radius / self.data.prep.downsample
+        return self.data.prep.downsampled_radius
 
 
 def relabel(run: Run, teachers: list, pos: float, neg: float, pu: bool) -> dict:

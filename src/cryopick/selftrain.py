@@ -44,18 +44,18 @@ from pathlib import Path
 from typing import Callable
 
 from . import distributed as ddist
+from . import runlayout as layout
 from .checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import RunConfig, SelfTrainConfig, run_record, save_run_config
 from .data import Sample
 from .errors import InputError
-from .inference import resolve_amp
-from .io.atomic import atomic_write_json, ensure_out_dir
+from .io.atomic import ensure_out_dir
 from .pipeline import RunData, load_run_data, resolve, store_threshold
 from .pseudo import (combine_labels, coverage, drop_labelled, missing_particles, particle_pseudo_labels,  # noqa: F401
                      positives_vs_unlabelled, pseudo_labels, rescale_probability, validate_thresholds)
 from .relabel import Orig, Run, relabel
 from .targets import IGNORE, pu_prior  # noqa: F401 (IGNORE: re-exported)
-from .train import fit, resolve_device, validate
+from .train import fit, setup_compute, validate
 
 PSEUDO_MODES = ("particles", "pixels")
 TEACHERS = ("last", "ensemble")
@@ -96,18 +96,17 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
     st = cfg.selftrain
     check_selftrain_config(st)
     out = ensure_out_dir(out_dir)
-    device = resolve_device(cfg.train.device)
-    main = ddist.init_from_env(device).is_main
-    if not main:
+    hw, dist = setup_compute(cfg.train)  # once; handed to every fit
+    if not dist.is_main:
         log = _quiet
     init_ckpt = load_checkpoint(st.init, expect_arch=cfg.model.arch) if st.init else None  # before writing anything
     data = data or load_run_data(cfg, log)
-    cfg = resolve(cfg, data)
-    if main:
+    cfg = resolve(cfg, data, hw)
+    if dist.is_main:
         save_run_config(cfg, out)
-    run = Run(cfg, out, device, main, resolve_amp(cfg.train.amp, device), run_record(cfg), data,
-               [Orig(s.mask, s.coords) for s in data.train], log)
-    summary: dict = {"config": run.record, "iterations": [], "warnings": []}
+    run = Run(cfg, out, hw, dist, run_record(cfg), data, [Orig(s.mask, s.coords) for s in data.train], log)
+    summary: dict = {**layout.summary_header("selftrain", None, None), "config": run.record, "iterations": [],
+                     "warnings": []}
 
     model = _supervised_phase(run, init_ckpt)
     summary["baseline"], summary["baseline_particles"] = _val_metrics(run, model)
@@ -123,7 +122,7 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
 def _supervised_phase(run: Run, init_ckpt: dict | None):
     """Phase 1: the supervised model (or the given / resumed one), saved as baseline_model.pt."""
     cfg, out, st, log = run.cfg, run.out, run.cfg.selftrain, run.log
-    baseline = out / "baseline_model.pt"
+    baseline = out / layout.BASELINE_MODEL
     if st.init:
         model = model_from_checkpoint(init_ckpt, st.init)
         if run.main and not baseline.exists():
@@ -134,11 +133,11 @@ def _supervised_phase(run: Run, init_ckpt: dict | None):
         log(f"resuming: supervised phase already done ({baseline})")
     else:
         log("phase 1: supervised training")
-        fit(run.data.train, run.data.val, run.data.prep, cfg.model, cfg.train, out / "supervised", run_config=run.record,
-            log=log)
+        fit(run.data.train, run.data.val, run.data.prep, cfg.model, cfg.train, out / layout.SUPERVISED, run_config=run.record,
+            log=log, hw=run.hw, dist=run.dist)
         if run.main:
-            save_checkpoint(load_checkpoint(out / "supervised" / "best_model.pt"), baseline)
-            store_threshold([baseline], run.data.val, cfg, log)  # so the baseline picks at its own calibrated threshold
+            save_checkpoint(load_checkpoint(out / layout.SUPERVISED / layout.BEST_MODEL), baseline)
+            store_threshold([baseline], run.data.val, cfg, log, run.device)  # so the baseline picks at its own calibrated threshold
         ddist.barrier()
         model = model_from_checkpoint(load_checkpoint(baseline), baseline)
     return model.to(run.device)
@@ -155,7 +154,7 @@ def _val_metrics(run: Run, model) -> tuple[dict | None, dict | None]:
 def _iteration(run: Run, k: int, model, teachers: list, summary: dict):
     """Iteration k: pseudo-label with ``teachers``, retrain ``model``; returns the iteration's model."""
     cfg, st, log = run.cfg, run.cfg.selftrain, run.log
-    it_path = run.out / f"model_iteration_{k}.pt"
+    it_path = run.out / layout.iteration_model(k)
     if cfg.train.resume and it_path.exists():
         ckpt = load_checkpoint(it_path)
         summary["iterations"].append(ckpt.get("selftrain_stats", {"iteration": k}))
@@ -174,11 +173,11 @@ def _iteration(run: Run, k: int, model, teachers: list, summary: dict):
     prior = _retrain_prior(run, loss)
     train_cfg = dataclasses.replace(cfg.train, seed=cfg.train.seed + k, loss=loss, pu_prior=prior,
                                     lr=st.retrain_lr or RETRAIN_LR_SCALE * cfg.train.lr)
-    folder = run.out / f"iteration_{k}"
+    folder = run.out / layout.iteration_dir(k)
     result = fit(run.data.train, run.data.val, run.data.prep, cfg.model, train_cfg, folder, model=model,
-                 epochs=st.retrain_epochs, run_config=run.record, log=lambda m: log("  " + m))
+                 epochs=st.retrain_epochs, run_config=run.record, log=lambda m: log("  " + m), hw=run.hw, dist=run.dist)
     model = result.model
-    best = folder / "best_model.pt"
+    best = folder / layout.BEST_MODEL
     if st.iteration_model == "best" and run.data.val and best.exists():
         model = model_from_checkpoint(load_checkpoint(best), best).to(run.device)
     pixel, particles = _val_metrics(run, model)
@@ -194,7 +193,7 @@ def _iteration(run: Run, k: int, model, teachers: list, summary: dict):
         ckpt = make_checkpoint(model, run.data.prep, config=run.record, epoch=k, history=result.history,
                                selftrain_stats=stats)
         save_checkpoint(ckpt, it_path)
-        atomic_write_json(run.out / "training_summary.json", summary)
+        layout.write_summary(run.out, summary)
     return model
 
 
@@ -220,11 +219,11 @@ def _retrain_prior(run: Run, loss: str) -> float | None:
 def _finish(run: Run, summary: dict) -> None:
     """Choose final_model.pt among the baseline and the iterations; log which and how good."""
     out, st = run.out, run.cfg.selftrain
-    final = out / "final_model.pt"
-    candidates = [out / "baseline_model.pt"] + [out / f"model_iteration_{k}.pt" for k in range(1, st.iterations + 1)]
+    final = out / layout.FINAL_MODEL
+    candidates = [out / layout.BASELINE_MODEL] + [out / layout.iteration_model(k) for k in range(1, st.iterations + 1)]
     chosen, threshold, scores = len(candidates) - 1, None, {}
     if run.main:
-        chosen, threshold, scores = _select_final(candidates, run.data.val, run.cfg, st.select_final, run.log)
+        chosen, threshold, scores = _select_final(candidates, run.data.val, run.cfg, st.select_final, run.log, run.device)
         save_checkpoint(load_checkpoint(candidates[chosen]), final)
     chosen, threshold, scores = ddist.broadcast_object((chosen, threshold, scores))
     summary["pick_threshold"], summary["final_iteration"] = threshold, chosen
@@ -232,10 +231,10 @@ def _finish(run: Run, summary: dict) -> None:
     summary["candidates"] = scores
     if run.data.val:
         summary["final"] = summary["iterations"][chosen - 1]["validation"] if chosen else summary["baseline"]
-    summary["final_particles"] = scores.get(summary["shipped"])
+    summary["final_particles"] = summary["validation_particles"] = scores.get(summary["shipped"])
     run.log(closing_line(summary))
     if run.main:
-        atomic_write_json(out / "training_summary.json", summary)
+        layout.write_summary(out, summary)
     ddist.barrier()
 
 
@@ -259,23 +258,21 @@ def closing_line(summary: dict) -> str:
 
 
 def _select_final(candidates: list[Path], val: list[Sample], cfg: RunConfig, select: bool,
-                  log: Callable[[str], None]) -> tuple[int, float | None, dict]:
+                  log: Callable[[str], None], device=None) -> tuple[int, float | None, dict]:
     """Index of the model that becomes final_model.pt (0 = the supervised baseline), its
     calibrated pick threshold, and every scored candidate's validation particle F1 / AP. With
     ``select``, the candidate with the best particle F1 on the validation micrographs wins
     (later iterations win ties): self-training that did not help on held-out micrographs is
     not shipped. Otherwise the last iteration."""
     if not any(s.coords is not None for s in val):
-        return len(candidates) - 1, store_threshold([candidates[-1]], val, cfg, log), {}
+        return len(candidates) - 1, None, {}
     scores, table = [], {}
     for k, path in enumerate(candidates):
         if not select and k < len(candidates) - 1:
             continue
-        thr = store_threshold([path], val, cfg, lambda m, k=k: log(f"  {candidate_name(k)}: {m}"))
-        calib = load_checkpoint(path).get("calibration") or {}
-        f1, ap = calib.get("best_f1") or 0.0, calib.get("ap") or 0.0
-        table[candidate_name(k)] = {"f1": f1, "ap": ap}
-        scores.append((f1, k, thr))
+        calib = store_threshold([path], val, cfg, lambda m, k=k: log(f"  {candidate_name(k)}: {m}"), device)
+        table[candidate_name(k)] = calib.scores
+        scores.append((calib.scores["f1"], k, calib.threshold))
     best_f1, k, thr = max(scores)
     return k, thr, table
 

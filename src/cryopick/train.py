@@ -2,13 +2,10 @@
 
 ``fit`` trains a model on patches of labelled micrographs with AdamW and a cosine
 schedule, evaluates pixel metrics on whole validation micrographs every
-``eval_every`` epochs, and writes into ``out_dir``:
-
-- ``model.pt``       last state, every epoch (resume point: model, optimizer, scheduler, epoch)
-- ``best_model.pt``  best validation particle AP (the picker's peaks against the validation
-                     coordinates), pixel F1 when the validation labels are masks without
-                     coordinates, the last epoch when there is no validation set
-- ``metrics.json``   one record per evaluation (train loss, lr, precision, recall, F1, IoU, AUC)
+``eval_every`` epochs, and writes into ``out_dir`` (names: :mod:`cryopick.runlayout`)
+``model.pt`` every epoch (the resume point: model, optimizer, scheduler, epoch),
+``best_model.pt`` at the best validation particle AP (pixel F1 when the validation labels
+are masks without coordinates, the last epoch without validation) and ``metrics.json``.
 
 A run is a pure function of its config and seed: the patch plan and the augmentation
 of epoch e are drawn from (seed, e), so ``resume=True`` after a kill replays the
@@ -48,6 +45,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import distributed as ddist
+from . import runlayout as layout
 from .augment import default_train_transform
 from .checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import ModelConfig, TrainConfig
@@ -57,7 +55,7 @@ from .device import resolve_channels_last as resolve_channels_last  # re-exporte
 from .device import resolve_device as resolve_device
 from .errors import InputError
 from .inference import amp_dtype, autocast_context, predict_probability
-from .io.atomic import atomic_write_json, ensure_out_dir
+from .io.atomic import ensure_out_dir
 from .losses import loss_from_config
 from .metrics import ParticleMetrics, PixelAccumulator, PixelMetrics
 from .models import UNetFamily, build_model, count_parameters
@@ -203,7 +201,7 @@ def validate(model, samples: list[Sample], device, prep: Preprocessing | None, t
             picks[s.name], truth[s.name] = picker.peaks(prob), s.coords
     if distributed:
         ddist.all_reduce_accumulator(acc)
-    particles = evaluate_picks(picks, truth, prep.radius / prep.downsample)[0] if truth and not distributed else None
+    particles = evaluate_picks(picks, truth, prep.downsampled_radius)[0] if truth and not distributed else None
     return acc.compute(), particles
 
 
@@ -217,119 +215,173 @@ class FitResult:
     parameters: int = 0
 
 
+def setup_compute(cfg: TrainConfig, hw: DeviceSettings | None = None) -> tuple[DeviceSettings, ddist.DistInfo]:
+    """Where a run computes, set up once: the device settings (from ``cfg`` unless given) and,
+    under torchrun, the process group this process joins (single-process: rank 0 of 1).
+    ``train_run`` and ``selftrain_run`` call it and hand both to :func:`fit`."""
+    hw = hw or settings_for(cfg)
+    return hw, ddist.init_from_env(hw.device)
+
+
 def fit(train: list[Sample], val: list[Sample], prep: Preprocessing, model_cfg: ModelConfig, cfg: TrainConfig,
         out_dir: str | Path, *, model: UNetFamily | None = None, epochs: int | None = None,
         run_config: dict | None = None, prefix: str = "", log: Callable[[str], None] = print,
-        hw: DeviceSettings | None = None) -> FitResult:
+        hw: DeviceSettings | None = None, dist: ddist.DistInfo | None = None) -> FitResult:
     """Train (or fine-tune ``model``) for ``epochs`` (default ``cfg.epochs``); see the module docstring.
 
-    ``hw``: the device, amp and channels-last as resolved by the caller (default: from ``cfg``).
+    ``hw`` / ``dist``: the device settings and process group as set up by the caller
+    (:func:`setup_compute`; by default set up here from ``cfg``).
 
     ``prefix`` names the checkpoint files (``{prefix}model.pt`` ...) so self-training
     iterations can keep theirs apart. Under torchrun every rank calls ``fit`` with the same
     arguments; all return the same (bare, non-DDP) model and history.
     """
-    out = ensure_out_dir(out_dir)
-    hw = hw or settings_for(cfg)
-    device, amp, channels_last = hw.device, hw.amp, hw.channels_last
-    dist_info = ddist.init_from_env(device)
-    world, main = dist_info.world, dist_info.is_main
-    if not main:
-        log = _quiet
-    epochs = epochs or cfg.epochs
+    if hw is None or dist is None:
+        hw, dist = setup_compute(cfg, hw)
+    run = _Fit(ensure_out_dir(out_dir), prefix, prep, cfg, hw, dist, epochs or cfg.epochs, run_config or {},
+               log if dist.is_main else _quiet)
     seed_everything(cfg.seed)
-    if model is None:
-        model = build_model(model_cfg.arch, model_cfg.base_features)
-    net = model.to(device)
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    dataset = PatchDataset(train, cfg.patch_size, cfg.patches_per_epoch, cfg.seed, default_train_transform(cfg.augment),
-                           positive_share=cfg.positive_share if cfg.balanced_sampling else None,
-                           batch_size=cfg.batch_size)
-    sampler = ddist.GlobalBatchSampler(len(dataset), cfg.batch_size, dist_info.rank, world)
-    loader = DataLoader(ddist.EpochDataset(dataset), batch_size=sampler.local, sampler=sampler,
-                        num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
-                        persistent_workers=cfg.num_workers > 0)
-    loss_fn = loss_from_config(cfg)
-    opt = make_optimizer(net, cfg)
-    sched = make_scheduler(opt, cfg, epochs)
-    scaler = make_grad_scaler(device, amp)
-    last_path, best_path, metrics_path = out / f"{prefix}model.pt", out / f"{prefix}best_model.pt", out / f"{prefix}metrics.json"
-
-    start, history, best_f1, best_epoch, best_score = 1, [], None, None, None
-    if cfg.resume and last_path.exists():
-        ckpt = load_checkpoint(last_path, expect_arch=model_cfg.arch)
-        net.load_state_dict(model_from_checkpoint(ckpt, last_path).state_dict())
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        if getattr(sched, "T_max", epochs) != epochs:  # the cosine keeps the length the run started with
-            log(f"warning: resuming a run started with {sched.T_max} epochs; the learning-rate schedule keeps "
-                f"that length (now --epochs {epochs}); train into a new folder for a new schedule")
-        if scaler is not None and ckpt.get("grad_scaler"):
-            scaler.load_state_dict(ckpt["grad_scaler"])
-        start = ckpt["epoch"] + 1
-        history, best_f1, best_epoch = ckpt.get("history", []), ckpt.get("best_f1"), ckpt.get("best_epoch")
-        best_score = ckpt.get("best_score", best_f1)
-        log(f"resuming {last_path} from epoch {start}")
-
-    train_model: torch.nn.Module = net
-    if world > 1:
-        net = ddist.sync_batchnorm(net, device)
-        train_model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
-                                              **_no_buffer_sync())
-        log(f"{prefix}distributed: {world} processes ({dist_info.backend}), global batch {cfg.batch_size} = "
-            f"{world} x {sampler.local}")
-    if cfg.compile:
-        train_model = torch.compile(train_model)
-
-    def checkpoint(epoch: int) -> dict:
-        extra = {"grad_scaler": scaler.state_dict()} if scaler is not None else {}
-        return make_checkpoint(net, prep, config=run_config or {}, epoch=epoch, history=history,
-                               best_f1=best_f1, best_epoch=best_epoch, best_score=best_score, optimizer=opt.state_dict(),
-                               scheduler=sched.state_dict(), **extra)
-
+    run.build(train, model_cfg, model)
+    if cfg.resume and run.last_path.exists():
+        run.resume(model_cfg.arch)
+    train_model = run.distribute()
     times = []
     try:
-        for epoch in range(start, epochs + 1):
-            t0 = time.perf_counter()
-            dataset.set_epoch(epoch)
-            sampler.set_epoch(epoch)
-            loss = train_one_epoch(train_model, loader, loss_fn, opt, device, amp, desc=f"{prefix}epoch {epoch}/{epochs}",
-                                   scaler=scaler, channels_last=channels_last, progress=main)
-            lr = opt.param_groups[0]["lr"]
-            sched.step()
-            times.append(time.perf_counter() - t0)
-            record = {"epoch": epoch, "train_loss": loss, "lr": lr, "seconds": times[-1]}
-            improved = False
-            if val and (epoch % cfg.eval_every == 0 or epoch == epochs):
-                m, pm = validate(net, val, device, prep, cfg.tile_size, amp=amp, channels_last=channels_last)
-                record.update(m.as_dict())
-                if pm is not None:
-                    record.update(particle_ap=pm.ap, particle_f1=pm.best_f1)
-                score = pm.ap if pm is not None else m.f1  # select on particle AP when coordinates are known
-                if best_score is None or score > best_score:
-                    best_score, best_f1, best_epoch, improved = score, m.f1, epoch, True
-                particles = f"  particle AP {pm.ap:.3f} F1 {pm.best_f1:.3f}" if pm is not None else ""
-                log(f"{prefix}epoch {epoch}/{epochs}  loss {loss:.4f}  val P {m.precision:.3f} R {m.recall:.3f} "
-                    f"F1 {m.f1:.3f} IoU {m.iou:.3f} AUC {m.auc:.3f}{particles}")
-            else:
-                log(f"{prefix}epoch {epoch}/{epochs}  loss {loss:.4f}")
-            history.append(record)
-            if not val:
-                best_epoch, improved = epoch, True
-            if main:  # one writer; the others wait at the barrier so no rank reads a file before it exists
-                ckpt = checkpoint(epoch)
-                if improved:
-                    save_checkpoint(ckpt, best_path)
-                save_checkpoint(ckpt, last_path)
-                atomic_write_json(metrics_path, history)
+        for epoch in range(run.start, run.epochs + 1):
+            times.append(run.train_epoch(train_model, epoch))
+            improved = run.validate_epoch(val, epoch, times[-1])
+            if dist.is_main:  # one writer; the others wait at the barrier so no rank reads a file before it exists
+                run.save(epoch, improved)
             ddist.barrier()
     finally:
-        if world > 1:
-            net = ddist.unsync_batchnorm(net)
+        if dist.world > 1:
+            run.net = ddist.unsync_batchnorm(run.net)
+    return FitResult(run.net, run.history, run.best_f1, run.best_epoch, float(np.mean(times)) if times else 0.0,
+                     count_parameters(run.net))
 
-    return FitResult(net, history, best_f1, best_epoch, float(np.mean(times)) if times else 0.0,
-                     count_parameters(net))
+
+@dataclass
+class _Fit:
+    """One :func:`fit`: its settings, the training objects, and where it stands (history, best epoch)."""
+
+    out: Path
+    prefix: str
+    prep: Preprocessing
+    cfg: TrainConfig
+    hw: DeviceSettings
+    dist: ddist.DistInfo
+    epochs: int
+    run_config: dict
+    log: Callable[[str], None]
+    start: int = 1
+    history: list[dict] = field(default_factory=list)
+    best_f1: float | None = None
+    best_epoch: int | None = None
+    best_score: float | None = None  # particle AP, or pixel F1 without coordinates
+
+    @property
+    def last_path(self) -> Path:
+        return self.out / f"{self.prefix}{layout.MODEL}"
+
+    def build(self, train: list[Sample], model_cfg: ModelConfig, model: UNetFamily | None) -> None:
+        """The network (on its device), the patch loader, loss, optimizer, schedule and grad scaler."""
+        cfg, device = self.cfg, self.hw.device
+        if model is None:
+            model = build_model(model_cfg.arch, model_cfg.base_features)
+        self.net = model.to(device)
+        if self.hw.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.dataset = PatchDataset(train, cfg.patch_size, cfg.patches_per_epoch, cfg.seed,
+                                    default_train_transform(cfg.augment),
+                                    positive_share=cfg.positive_share if cfg.balanced_sampling else None,
+                                    batch_size=cfg.batch_size)
+        self.sampler = ddist.GlobalBatchSampler(len(self.dataset), cfg.batch_size, self.dist.rank, self.dist.world)
+        self.loader = DataLoader(ddist.EpochDataset(self.dataset), batch_size=self.sampler.local, sampler=self.sampler,
+                                 num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+                                 persistent_workers=cfg.num_workers > 0)
+        self.loss_fn = loss_from_config(cfg)
+        self.opt = make_optimizer(self.net, cfg)
+        self.sched = make_scheduler(self.opt, cfg, self.epochs)
+        self.scaler = make_grad_scaler(device, self.hw.amp)
+
+    def resume(self, arch: str) -> None:
+        """Continue from ``{prefix}model.pt``: weights, optimizer, schedule, scaler and history."""
+        path, sched = self.last_path, self.sched
+        ckpt = load_checkpoint(path, expect_arch=arch)
+        self.net.load_state_dict(model_from_checkpoint(ckpt, path).state_dict())
+        self.opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        if getattr(sched, "T_max", self.epochs) != self.epochs:  # the cosine keeps the length the run started with
+            self.log(f"warning: resuming a run started with {sched.T_max} epochs; the learning-rate schedule keeps "
+                     f"that length (now --epochs {self.epochs}); train into a new folder for a new schedule")
+        if self.scaler is not None and ckpt.get("grad_scaler"):
+            self.scaler.load_state_dict(ckpt["grad_scaler"])
+        self.start = ckpt["epoch"] + 1
+        self.history, self.best_f1, self.best_epoch = ckpt.get("history", []), ckpt.get("best_f1"), ckpt.get("best_epoch")
+        self.best_score = ckpt.get("best_score", self.best_f1)
+        self.log(f"resuming {path} from epoch {self.start}")
+
+    def distribute(self) -> torch.nn.Module:
+        """The module to train: DDP over synchronised BatchNorm under torchrun, compiled with ``compile``."""
+        train_model: torch.nn.Module = self.net
+        world = self.dist.world
+        if world > 1:
+            self.net = ddist.sync_batchnorm(self.net, self.hw.device)
+            train_model = DistributedDataParallel(
+                self.net, device_ids=[self.hw.device.index] if self.hw.device.type == "cuda" else None,
+                **_no_buffer_sync())
+            self.log(f"{self.prefix}distributed: {world} processes ({self.dist.backend}), global batch "
+                     f"{self.cfg.batch_size} = {world} x {self.sampler.local}")
+        if self.cfg.compile:
+            train_model = torch.compile(train_model)
+        return train_model
+
+    def train_epoch(self, train_model: torch.nn.Module, epoch: int) -> float:
+        """One epoch of training and its schedule step; its duration in seconds."""
+        t0 = time.perf_counter()
+        self.dataset.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
+        self.loss = train_one_epoch(train_model, self.loader, self.loss_fn, self.opt, self.hw.device, self.hw.amp,
+                                    desc=f"{self.prefix}epoch {epoch}/{self.epochs}", scaler=self.scaler,
+                                    channels_last=self.hw.channels_last, progress=self.dist.is_main)
+        self.lr = self.opt.param_groups[0]["lr"]
+        self.sched.step()
+        return time.perf_counter() - t0
+
+    def validate_epoch(self, val: list[Sample], epoch: int, seconds: float) -> bool:
+        """Record the epoch (validated every ``eval_every`` epochs and at the last); whether it is the new best."""
+        record = {"epoch": epoch, "train_loss": self.loss, "lr": self.lr, "seconds": seconds}
+        improved = False
+        head = f"{self.prefix}epoch {epoch}/{self.epochs}  loss {self.loss:.4f}"
+        if val and (epoch % self.cfg.eval_every == 0 or epoch == self.epochs):
+            m, pm = validate(self.net, val, self.hw.device, self.prep, self.cfg.tile_size, amp=self.hw.amp,
+                             channels_last=self.hw.channels_last)
+            record.update(m.as_dict())
+            if pm is not None:
+                record.update(particle_ap=pm.ap, particle_f1=pm.best_f1)
+            score = pm.ap if pm is not None else m.f1  # select on particle AP when coordinates are known
+            if self.best_score is None or score > self.best_score:
+                self.best_score, self.best_f1, self.best_epoch, improved = score, m.f1, epoch, True
+            particles = f"  particle AP {pm.ap:.3f} F1 {pm.best_f1:.3f}" if pm is not None else ""
+            self.log(f"{head}  val P {m.precision:.3f} R {m.recall:.3f} F1 {m.f1:.3f} IoU {m.iou:.3f} "
+                     f"AUC {m.auc:.3f}{particles}")
+        else:
+            self.log(head)
+        self.history.append(record)
+        if not val:
+            self.best_epoch, improved = epoch, True
+        return improved
+
+    def save(self, epoch: int, improved: bool) -> None:
+        """``{prefix}model.pt`` (and ``{prefix}best_model.pt`` when ``improved``) and the history."""
+        extra = {"grad_scaler": self.scaler.state_dict()} if self.scaler is not None else {}
+        ckpt = make_checkpoint(self.net, self.prep, config=self.run_config, epoch=epoch, history=self.history,
+                               best_f1=self.best_f1, best_epoch=self.best_epoch, best_score=self.best_score,
+                               optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(), **extra)
+        if improved:
+            save_checkpoint(ckpt, self.out / f"{self.prefix}{layout.BEST_MODEL}")
+        save_checkpoint(ckpt, self.last_path)
+        layout.write_history(self.out, self.history, self.prefix)
 
 
 def _no_buffer_sync() -> dict:
