@@ -43,7 +43,6 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 from scipy import sparse
-from scipy.signal import fftconvolve
 from scipy.spatial import cKDTree
 
 from cryopick.errors import InputError
@@ -164,6 +163,8 @@ def _disk_mean_at(a: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: float) 
     if n == 0:
         return np.zeros(0, dtype=np.float64)
     if n * k > 4 * a.size:
+        from scipy.signal import fftconvolve  # scipy.signal imports scipy.stats (~0.3 s): only this path needs it
+
         big_r = _isqrt_floor(float(radius) * float(radius))
         kern = np.zeros((2 * big_r + 1, 2 * big_r + 1))
         kern[dy + big_r, dx + big_r] = 1.0
@@ -187,6 +188,105 @@ def _check_nonneg_number(value, name: str) -> float:
     if not math.isfinite(v) or v < 0:
         raise InputError(f"{name} must be a finite number >= 0, got {value!r}")
     return v
+
+
+def _check_threshold(value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"threshold must be a number, got {value!r}") from None
+    if math.isnan(v):
+        raise InputError("threshold must not be NaN")
+    return v
+
+
+def _as_map(prob) -> np.ndarray:
+    """The map as a C-contiguous 2-D float array (float16, integers and bools become float32)."""
+    a = np.asarray(prob)
+    if a.ndim != 2:
+        raise InputError(f"the probability map must be 2-D, got shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.floating):
+        if not (np.issubdtype(a.dtype, np.integer) or a.dtype == bool):
+            raise InputError(f"the probability map must be numeric, got dtype {a.dtype}")
+        a = a.astype(np.float32)
+    if a.dtype == np.float16:
+        a = a.astype(np.float32)
+    a = np.ascontiguousarray(a)
+    if a.size and not np.isfinite(a).all():
+        raise InputError("the probability map contains NaN or infinite values")
+    return a
+
+
+def _candidates(a: np.ndarray, min_distance: float, threshold: float, score: str, radius: float) -> np.ndarray:
+    """Step 1: the exact closed-disk local maxima, prefiltered by ``threshold`` where that is safe
+    (the disk mean is <= the peak value whenever radius <= min_distance)."""
+    if score == "peak" or radius <= min_distance:
+        pre = a >= threshold
+    else:
+        pre = np.ones(a.shape, dtype=bool)
+    return _local_max_mask(a, min_distance, pre)
+
+
+def _plateau_structure(min_distance: float) -> np.ndarray | None:
+    """Connectivity of touching candidates: 8 when the disk holds the diagonal, 4 when it holds
+    the direct neighbours only, none (every candidate alone) below 1."""
+    if min_distance * min_distance >= 2.0:
+        return np.ones((3, 3), dtype=bool)
+    if min_distance * min_distance >= 1.0:
+        return ndi.generate_binary_structure(2, 1)
+    return None
+
+
+def _plateaus(cand: np.ndarray, min_distance: float):
+    """Step 2: one peak per plateau, at its centroid ``(cx, cy)``; its representative pixel
+    ``(rep_y, rep_x)`` is the plateau's first in raster order. ``None`` when there is no candidate."""
+    flat = np.flatnonzero(cand)
+    if flat.size == 0:
+        return None
+    structure = _plateau_structure(min_distance)
+    if structure is None:
+        comp = np.arange(flat.size)
+        n_comp = flat.size
+    else:
+        labels, n_comp = ndi.label(cand, structure=structure)
+        comp = labels.ravel()[flat] - 1  # labels are numbered in raster order of first pixel
+        del labels
+    ys_all, xs_all = np.divmod(flat, cand.shape[1])
+    counts = np.bincount(comp, minlength=n_comp).astype(np.float64)
+    cx = np.bincount(comp, weights=xs_all, minlength=n_comp) / counts
+    cy = np.bincount(comp, weights=ys_all, minlength=n_comp) / counts
+    first = np.full(n_comp, flat.size, dtype=np.intp)
+    np.minimum.at(first, comp, np.arange(flat.size))
+    return cx, cy, ys_all[first], xs_all[first]
+
+
+def _kept(a: np.ndarray, peaks, border: int, min_area: int, threshold: float) -> np.ndarray:
+    """Step 3: indices of the peaks that pass ``exclude_border`` and ``min_area``."""
+    cx, cy, rep_y, rep_x = peaks
+    h, w = a.shape
+    keep = np.ones(cx.size, dtype=bool)
+    if border > 0:
+        keep &= (cx >= border) & (cx <= w - 1 - border) & (cy >= border) & (cy <= h - 1 - border)
+    if min_area > 0:
+        blob_thr = threshold if threshold > 0 else 0.5
+        blob_lab, n_blob = ndi.label(a >= blob_thr, structure=np.ones((3, 3), dtype=bool))
+        areas = np.bincount(blob_lab.ravel(), minlength=n_blob + 1)
+        areas[0] = 0
+        keep &= areas[blob_lab[rep_y, rep_x]] >= min_area
+        del blob_lab
+    return np.flatnonzero(keep)
+
+
+def _peak_scores(a: np.ndarray, peaks, score: str, radius: float) -> np.ndarray:
+    """The returned score of each peak: the map at its representative pixel ("peak"), or the disk
+    mean at its rounded position ("mean")."""
+    cx, cy, rep_y, rep_x = peaks
+    if score == "peak":
+        return a[rep_y, rep_x].astype(np.float64)
+    h, w = a.shape
+    py = np.clip(np.rint(cy).astype(np.intp), 0, h - 1)
+    px = np.clip(np.rint(cx).astype(np.intp), 0, w - 1)
+    return _disk_mean_at(a, py, px, radius)
 
 
 def find_peaks(
@@ -223,90 +323,26 @@ def find_peaks(
     if score not in ("peak", "mean"):
         raise InputError(f"score must be 'peak' or 'mean', got {score!r}")
     min_distance = _check_nonneg_number(min_distance, "min_distance")
-    try:
-        threshold = float(threshold)
-    except (TypeError, ValueError):
-        raise InputError(f"threshold must be a number, got {threshold!r}") from None
-    if math.isnan(threshold):
-        raise InputError("threshold must not be NaN")
+    threshold = _check_threshold(threshold)
     if radius is None:
         radius = max(min_distance / 2.0, 1.0)
     radius = _check_nonneg_number(radius, "radius")
     min_area = int(_check_nonneg_number(min_area, "min_area"))
     border = int(_check_nonneg_number(exclude_border, "exclude_border"))
-
-    a = np.asarray(prob)
-    if a.ndim != 2:
-        raise InputError(f"the probability map must be 2-D, got shape {a.shape}")
-    if not np.issubdtype(a.dtype, np.floating):
-        if not (np.issubdtype(a.dtype, np.integer) or a.dtype == bool):
-            raise InputError(f"the probability map must be numeric, got dtype {a.dtype}")
-        a = a.astype(np.float32)
-    if a.dtype == np.float16:
-        a = a.astype(np.float32)
-    a = np.ascontiguousarray(a)
+    a = _as_map(prob)
     if a.size == 0:
         return _empty()
-    if not np.isfinite(a).all():
-        raise InputError("the probability map contains NaN or infinite values")
-    h, w = a.shape
 
-    # 1. candidates (exact closed-disk local maxima); prefilter by threshold when it is safe:
-    #    the disk mean is <= the peak value whenever radius <= min_distance.
-    if score == "peak" or radius <= min_distance:
-        pre = a >= threshold
-    else:
-        pre = np.ones(a.shape, dtype=bool)
-    cand = _local_max_mask(a, min_distance, pre)
-    del pre
-
-    # 2. plateaus -> one peak each (centroid); representative pixel = first in raster order.
-    if min_distance * min_distance >= 2.0:
-        structure = np.ones((3, 3), dtype=bool)
-    elif min_distance * min_distance >= 1.0:
-        structure = ndi.generate_binary_structure(2, 1)
-    else:
-        structure = None
-    flat = np.flatnonzero(cand)
-    if flat.size == 0:
-        return _empty()
-    if structure is None:
-        comp = np.arange(flat.size)
-        n_comp = flat.size
-    else:
-        labels, n_comp = ndi.label(cand, structure=structure)
-        comp = labels.ravel()[flat] - 1  # labels are numbered in raster order of first pixel
-        del labels
+    cand = _candidates(a, min_distance, threshold, score, radius)
+    peaks = _plateaus(cand, min_distance)
     del cand
-    ys_all, xs_all = np.divmod(flat, w)
-    counts = np.bincount(comp, minlength=n_comp).astype(np.float64)
-    cx = np.bincount(comp, weights=xs_all, minlength=n_comp) / counts
-    cy = np.bincount(comp, weights=ys_all, minlength=n_comp) / counts
-    first = np.full(n_comp, flat.size, dtype=np.intp)
-    np.minimum.at(first, comp, np.arange(flat.size))
-    rep_y, rep_x = ys_all[first], xs_all[first]
-    keep = np.ones(n_comp, dtype=bool)
-
-    # 3. filters
-    if border > 0:
-        keep &= (cx >= border) & (cx <= w - 1 - border) & (cy >= border) & (cy <= h - 1 - border)
-    if min_area > 0:
-        blob_thr = threshold if threshold > 0 else 0.5
-        blob_lab, n_blob = ndi.label(a >= blob_thr, structure=np.ones((3, 3), dtype=bool))
-        areas = np.bincount(blob_lab.ravel(), minlength=n_blob + 1)
-        areas[0] = 0
-        keep &= areas[blob_lab[rep_y, rep_x]] >= min_area
-        del blob_lab
-    idx = np.flatnonzero(keep)
-    cx, cy, rep_y, rep_x = cx[idx], cy[idx], rep_y[idx], rep_x[idx]
-    if score == "peak":
-        scores = a[rep_y, rep_x].astype(np.float64)
-    else:
-        py = np.clip(np.rint(cy).astype(np.intp), 0, h - 1)
-        px = np.clip(np.rint(cx).astype(np.intp), 0, w - 1)
-        scores = _disk_mean_at(a, py, px, radius)
+    if peaks is None:
+        return _empty()
+    idx = _kept(a, peaks, border, min_area, threshold)
+    peaks = tuple(v[idx] for v in peaks)
+    scores = _peak_scores(a, peaks, score, radius)
     sel = scores >= threshold
-    xy = np.stack([cx[sel], cy[sel]], axis=1).astype(np.float64)
+    xy = np.stack([peaks[0][sel], peaks[1][sel]], axis=1).astype(np.float64)
     scores = scores[sel]
 
     # 4. exact NMS; the result is in priority order (descending score, ties by raster order).
