@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cryopick.errors import OutputError, os_error_message, write_error_message
+from cryopick import runlayout as layout
 from cryopick.io.atomic import ensure_out_dir
 
 try:  # POSIX
@@ -46,10 +47,10 @@ _STAGING = ".cryopick-new"
 _OLD = ".cryopick-old"
 
 # What each command writes into its folder (names of its top-level entries).
-RUN_OUTPUTS = [r".+\.pt", "metrics.json", "config.yaml", "train_summary.json", "training_summary.json",
-               "supervised", r"iteration_\d+"]  # train and selftrain
+RUN_OUTPUTS = [r".+\.pt", layout.METRICS, layout.CONFIG, *layout.SUMMARIES.values(), layout.SUPERVISED,
+               layout.iteration_dir(r"\d+")]  # train and selftrain (run file names: cryopick.runlayout)
 PICK_OUTPUTS = ["picks.star", "picks_cryosparc.star", "picks.tsv", "picks.json", "box", "csv", "maps",
-                "pick_summary.json", "config.yaml"]
+                layout.PICK_SUMMARY, layout.CONFIG]
 PREDICT_OUTPUTS = [r".+_(prob|mask)\.(mrc|png)"]
 
 
