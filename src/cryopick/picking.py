@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
+from . import distributed as ddist
 from .checkpoint import load_checkpoint, model_from_checkpoint, prep_from_checkpoint
 from .config import PickConfig
 from .data import Preprocessing, Sample
@@ -110,7 +111,7 @@ class Picker:
 
     def peaks(self, prob: np.ndarray, floor: float = CANDIDATE_FLOOR) -> tuple[np.ndarray, np.ndarray]:
         """All candidate peaks (downsampled px) with scores >= ``floor``."""
-        r = self.prep.radius / self.prep.downsample  # particle radius, downsampled px
+        r = self.prep.downsampled_radius
         with self.stage("peaks"):
             smooth = gaussian_filter(prob, sigma=max(0.5, r * self.cfg.smooth)) if self.cfg.smooth > 0 else prob
             min_dist = (self.cfg.min_distance or MIN_DISTANCE * self.prep.radius) / self.prep.downsample
@@ -194,14 +195,14 @@ def calibrate_threshold(picker: Picker, samples: list[Sample]) -> tuple[float | 
         p = picker.pick_sample(s)
         picks[s.name] = (p.xy, p.scores)
         truth[s.name] = s.coords
-    radius = picker.prep.radius / picker.prep.downsample
-    overall, _ = evaluate_picks(picks, truth, radius)
+    overall, _ = evaluate_picks(picks, truth, picker.prep.downsampled_radius)
     return (float(overall.best_threshold) if overall.best_threshold is not None else None), overall
 
 
 def pick_to_files(mics: list[str], models: list[str], cfg: PickConfig, out_dir: str | Path, device="cpu",
                   per_micrograph: bool = False, all_candidates: bool = False, save_maps: bool = False,
-                  amp: bool | None = None, final_dir: str | Path | None = None) -> dict:
+                  amp: bool | None = None, final_dir: str | Path | None = None,
+                  dist: ddist.DistInfo | None = None) -> dict:
     """Pick every micrograph and write the requested formats into ``out_dir``; returns a summary.
 
     The picks are those scoring at least the threshold (``cfg.threshold``, else the one
@@ -214,17 +215,15 @@ def pick_to_files(mics: list[str], models: list[str], cfg: PickConfig, out_dir: 
     ``amp`` (CUDA only; None: on for CUDA) runs the network in bf16/fp16. Under torchrun the
     micrographs are sharded over the ranks (``distributed.shard``), each rank writes the
     probability maps of its own share, the picks are gathered, and rank 0 writes the pick
-    files and pick_summary.json; every rank returns the same summary.
+    files and pick_summary.json; every rank returns the same summary. ``dist``: the process
+    group as the caller set it up (default: :func:`process_group`).
     """
-    import time
-
-    from . import distributed as ddist
     from .io import find_micrographs
     from .io.atomic import atomic_write_json, ensure_out_dir
     from .pickfiles import write_pick_outputs
 
     device = torch.device(device)
-    main = ddist.init_from_env(device).is_main
+    main = (dist or process_group(device)).is_main
     out = ensure_out_dir(out_dir)
     picker = make_picker(models, cfg, device, amp)
     picker.timings = {}
@@ -250,6 +249,19 @@ def pick_to_files(mics: list[str], models: list[str], cfg: PickConfig, out_dir: 
         atomic_write_json(out / "pick_summary.json", summary)
     ddist.barrier()
     return summary
+
+
+def process_group(device: torch.device | str) -> ddist.DistInfo:
+    """This process's place in the process group, set up where training sets it up
+    (``train.setup_compute``, the one place a run joins the group). A single process is rank 0
+    of 1 (or of the group it already joined) without importing the training code (~0.3 s of
+    start-up)."""
+    if not ddist.launched_distributed():
+        return ddist.info()
+    from .device import resolve_settings
+    from .train import setup_compute
+
+    return setup_compute(None, resolve_settings(torch.device(device)))[1]
 
 
 def make_picker(models: list[str], cfg: PickConfig, device, amp: bool | None) -> Picker:
