@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import RunConfig
-from ..device import DeviceSettings, resolve_device, settings_for
+from ..device import DeviceSettings
 from ..errors import InputError
 from .fairness import check_only_differs, differing_keys, flatten, variant_configs, within
 from .fields import Variation
@@ -28,13 +28,20 @@ def _isolated(data):
     return RunData(copy.deepcopy(data.train, memo), copy.deepcopy(data.val, memo), data.prep, list(data.warnings))
 
 
+def _compute(cfg: RunConfig):
+    """The device settings and process group of a run on ``cfg``, set up where ``train_run`` sets them up."""
+    from ..train import setup_compute
+
+    return setup_compute(cfg.train)
+
+
 def measure_checkpoint(path: Path, val: list, cfg: RunConfig, hw: DeviceSettings | None = None) -> dict:
     """Parameters, inference seconds per validation micrograph and particle metrics of one checkpoint
     (``hw``: the device settings, default from ``cfg.train``)."""
     from ..models import count_parameters
     from ..picking import Picker, calibrate_threshold
 
-    hw = hw or settings_for(cfg.train)
+    hw = hw or _compute(cfg)[0]
     picker = Picker.from_checkpoints([path], cfg.pick, device=hw.device, amp=hw.amp)
     out: dict[str, Any] = {"checkpoint": str(path), "parameters": count_parameters(picker.models[0]),
                            "inference_seconds": None, "particle": None}
@@ -79,7 +86,7 @@ def train_and_measure(cfg: RunConfig, mode: str, run_dir: Path, data, curve_ever
         best_ckpt, final_ckpt = run_dir / "best_model.pt", run_dir / "model.pt"
     summary = summarize_history(history)
     log("measuring inference time and particle-level metrics")
-    hw = settings_for(cfg.train)
+    hw, _ = _compute(cfg)
     best_m = measure_checkpoint(best_ckpt, data.val, cfg, hw)
     same = summary["best_epoch"] is not None and summary["best_epoch"] == summary["final_epoch"]
     final_m = dict(best_m, checkpoint=str(final_ckpt)) if same else measure_checkpoint(final_ckpt, data.val, cfg, hw)
@@ -191,8 +198,9 @@ def run_comparison(base: RunConfig, variation: Variation, out_dir: str | Path, s
     names = list(variation.names)
     log(f"compare: {variation.path} = {' vs '.join(names)}; seed(s) {', '.join(map(str, seeds))}; "
         f"config check passed (the variants differ only in {variation.path})")
+    hw, dist = _compute(base)  # under torchrun every rank trains, rank 0 writes the comparison
     data_for = _DataCache(variation, seeds[0], log)
-    resolved = {n: resolve(c, data_for(n, c)) for n, c in plan[seeds[0]].items()}
+    resolved = {n: resolve(c, data_for(n, c), _compute(c)[0]) for n, c in plan[seeds[0]].items()}
     derived = _derived(resolved, variation, raw_keys)
     for k, vals in derived.items():
         log(f"note: {k} follows from {variation.path}: " + ", ".join(f"{n} {v}" for n, v in vals.items()))
@@ -204,14 +212,16 @@ def run_comparison(base: RunConfig, variation: Variation, out_dir: str | Path, s
         "cryopick_version": __version__, "field": variation.path, "field_as_given": variation.field,
         "values": list(variation.values), "names": names,
         "modes": {n: variation.mode(v) for n, v in zip(names, variation.values)},
-        "seeds": seeds, "device": str(resolve_device(base.train.device)), "split": data_for.split(names),
+        "seeds": seeds, "device": str(hw.device), "split": data_for.split(names),
         "config_check": {"ok": True, "differs_only_in": variation.path, "differing_keys": raw_keys,
                          "derived_differences": derived},
         "configs": {n: c.to_dict() for n, c in resolved.items()}, "reference": names[0], "variants": variants,
-        "differences": diff, "relative_differences": rel, "figures": _figures(variants, out, log),
+        "differences": diff, "relative_differences": rel,
+        "figures": _figures(variants, out, log) if dist.is_main else {},
     }
     result = json_safe(result)
-    atomic_write_json(out / "comparison.json", result)
-    atomic_write_text(out / "comparison.md", render_markdown(result))
-    log(f"comparison written to {out / 'comparison.md'} and {out / 'comparison.json'}")
+    if dist.is_main:
+        atomic_write_json(out / "comparison.json", result)
+        atomic_write_text(out / "comparison.md", render_markdown(result))
+        log(f"comparison written to {out / 'comparison.md'} and {out / 'comparison.json'}")
     return result
