@@ -6,7 +6,11 @@ older layouts: cryopick's picks_val/picks_test STAR files, Topaz's extract_downs
 the DoG picker is cheap and reruns) and scored by compare_pickers.score against the set's
 frozen truth; row.json and benchmarks/results/peers_real.json are updated (timings kept).
 
-usage: .venv/bin/python benchmarks/peers/rescore.py [--sets cryoppp-10059,...]
+With ``--edge-margin M`` every picker's picks closer than M particle radii to the
+micrograph's edge are dropped first (cryopick's ``pick --edge-margin`` rule, applied to the
+peers' cached picks too); those rows are tagged ``+edgeM`` and row.json is left alone.
+
+usage: .venv/bin/python benchmarks/peers/rescore.py [--sets cryoppp-10059,...] [--edge-margin 1]
 """
 
 from __future__ import annotations
@@ -59,10 +63,28 @@ def _topaz_picks(work: Path, d: dict, table: str = "extract_downsampled.tsv") ->
     return picks
 
 
+def drop_edge_picks(picks: dict, d: dict, margin: float) -> dict:
+    """Picks whose centre lies at least ``margin`` particle radii inside their micrograph."""
+    out: dict = {}
+    for split, per in picks.items():
+        shapes = {p.stem: read_micrograph(p).image.shape for p in find_micrographs([str(d[f"{split}_mics"])])}
+        out[split] = {}
+        for name, (xy, scores) in per.items():
+            h, w = shapes[name]
+            xy, scores = np.asarray(xy).reshape(-1, 2), np.asarray(scores)
+            inner = np.minimum(np.minimum(xy[:, 0], w - 1 - xy[:, 0]), np.minimum(xy[:, 1], h - 1 - xy[:, 1]))
+            keep = inner >= margin * d["radius"]
+            out[split][name] = (xy[keep], scores[keep])
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=str(HERE / "work" / "compare"))
     ap.add_argument("--sets", default="")
+    ap.add_argument("--pickers", default="", help="only these pickers (comma-separated)")
+    ap.add_argument("--edge-margin", type=float, default=None, help="drop picks this many radii from the edge first")
+    ap.add_argument("--results", default=str(HERE.parent / "results"))
     a = ap.parse_args(argv)
     root = Path(a.out)
     rows = []
@@ -71,6 +93,8 @@ def main(argv=None) -> int:
         if a.sets and set_name not in a.sets.split(","):
             continue
         row = json.loads(row_path.read_text())
+        if a.pickers and row["picker"] not in a.pickers.split(","):
+            continue
         d = make_set(set_name, root / set_name, quick=False)
         if row["picker"] == "dog":
             r = cp.run_dog(d, row_path.parent, None)
@@ -83,12 +107,16 @@ def main(argv=None) -> int:
             rows.append(row)
             continue
         old = row["cal_F1"]
+        if a.edge_margin is not None:
+            picks = drop_edge_picks(picks, d, a.edge_margin)
+            row = {**row, "tag": f"{row.get('tag', '')}+edge{a.edge_margin:g}", "edge_margin": a.edge_margin}
         row.update(cp.score({"picks": picks}, d), rescored="greedy curve matching")
-        row_path.write_text(json.dumps(row, indent=2))
+        if a.edge_margin is None:
+            row_path.write_text(json.dumps(row, indent=2))
         rows.append(row)
         print(f"{set_name:24} {row['picker']:20} {row.get('tag', ''):18} AP {row['AP']:.3f} best F1 "
               f"{row['best_F1']:.3f} cal F1 {row['cal_F1']:.3f} (was {old:.3f})", flush=True)
-    res = HERE.parent / "results"
+    res = Path(a.results)
     merged = cp.merge_results(rows, res / "peers_real.json", {"rescored": True})
     (res / "peers_real.md").write_text(cp.results_markdown(merged))
     return 0
