@@ -31,12 +31,12 @@ def test_particle_mask_ignore_ring():
     assert m[16, 16] == 1 and m[16, 16 + 5] == IGNORE and m[16, 16 + 7] == 0
 
 
-def test_auto_downsample_brings_particles_to_16_to_32_px():
-    for d in (20, 32, 33, 36, 60, 64, 108, 200, 400):
+def test_auto_downsample_brings_particles_to_20_to_40_px():
+    for d in (20, 32, 33, 36, 40, 41, 60, 64, 108, 200, 400):
         f = auto_downsample(d)
-        assert d / f <= 32 and (d / f > 16 or f == 1), (d, f)
-        assert f == 1 or d / (f - 1) > 32  # the smallest such factor
-    assert [auto_downsample(d) for d in (32, 35.8, 59.6, 108)] == [1, 2, 2, 4]
+        assert d / f <= 40 and (d / f > 20 or f == 1), (d, f)
+        assert f == 1 or d / (f - 1) > 40  # the smallest such factor
+    assert [auto_downsample(d) for d in (32, 35.8, 59.6, 108)] == [1, 1, 2, 3]
 
 
 def test_coordinates_round_trip_through_downsampling():

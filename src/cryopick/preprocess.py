@@ -16,17 +16,18 @@ from skimage.transform import downscale_local_mean, rescale
 from .errors import InputError
 from .registry import by_name, help_text
 
-MAX_DIAMETER_PX = 32.0  # auto downsampling: the smallest integer factor that brings a particle to <= 32 px across
+MAX_DIAMETER_PX = 40.0  # auto downsampling: the smallest integer factor that brings a particle to <= 40 px across
 
 
 def auto_downsample(diameter_px: float, max_diameter: float = MAX_DIAMETER_PX) -> float:
     """The smallest integer factor after which a particle of ``diameter_px`` is at most
-    ``max_diameter`` px across (so 16-32 px for particles larger than that).
+    ``max_diameter`` px across (so 20-40 px for particles larger than that).
 
-    Chosen on validation micrographs (benchmarks/results/levers.md): CryoPPP 10059
-    (36 px particles) picks better at 18 px than at 36 (validation AP 0.597 -> 0.623),
-    10947 (60 px) better at 30 px than at 20 (0.521 vs 0.500); EMPIAR-10017 (108 px -> 27)
-    and the simulated sets (32 px) keep their factors.
+    Chosen on validation micrographs (benchmarks/results/levers.md). With the current pick
+    settings (peaks 0.5 r apart, smoothing 0.15 r, edge margin) 40 px beats 32: CryoPPP 10059
+    (36 px particles) at factor 1 instead of 2, validation AP 0.715 -> 0.736, F1 0.756 -> 0.779;
+    EMPIAR-10017 (108 px) at 3 instead of 4, 0.853 -> 0.879, F1 0.862 -> 0.880. 10947 (60 px)
+    keeps 2 (at 3, 20 px, it was worse: 0.521 -> 0.500), the simulated sets (32 px) keep 1.
     """
     if not (diameter_px > 0):
         raise InputError(f"particle diameter must be positive, got {diameter_px}")

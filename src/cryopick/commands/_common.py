@@ -35,7 +35,7 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g.add_argument("--val-labels", metavar="LABELS")
     g.add_argument("--label-format", choices=list(FORMATS), help=f"label file format (default: guessed per file): {FORMAT_HELP}")
     g.add_argument("--radius", type=float, help="particle radius in original micrograph pixels (default: half the labels' diameter)")
-    g.add_argument("--downsample", type=float, help="downsampling factor (default: auto, the smallest integer that brings particles to <= 32 px)")
+    g.add_argument("--downsample", type=float, help="downsampling factor (default: auto, the smallest integer that brings particles to <= 40 px)")
     g.add_argument("--normalize", choices=list(NORMALIZATIONS),
                    help=f"micrograph normalisation (default robust): {NORMALIZE_HELP}")
     g.add_argument("--mask-radius-scale", type=float, help="target disk radius as a fraction of the particle radius (default 0.6)")

@@ -1,7 +1,7 @@
 """The general model shipped inside the package (``--model general``, ``--init general``).
 
 ``general.pt`` is a U-Net trained on real CryoPPP / EMPIAR micrographs and simulated
-ones, each downsampled by cryopick's automatic rule (particles 16-32 px across);
+ones, each downsampled by cryopick's automatic rule (particles 16-32 px across when it was built);
 ``benchmarks/build_general_model.py`` rebuilds it. Its weights are stored in float16
 (half the size); they load into float32 models. It carries no particle size of its own
 (:data:`GENERAL_PREP` is nominal): picking with it needs ``--radius``, and training from
