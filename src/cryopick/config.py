@@ -67,7 +67,7 @@ class TrainConfig:
     amp: bool | None = None  # mixed precision (bf16, else fp16 + GradScaler); None: on for CUDA, off for CPU
     channels_last: bool | None = None  # NHWC activations; None: on for CUDA, off for CPU
     compile: bool = False  # torch.compile the training model (first epoch slower; needs a C++ compiler on CPU)
-    tile_size: int = 512  # inference tiles for validation / prediction
+    tile_size: int = 1024  # inference tiles for validation / prediction (a 1024 px micrograph in one piece)
     resume: bool = False
     init: str | None = None  # start weights: a checkpoint file, "general" (the shipped model), or None (from scratch)
 
@@ -105,9 +105,9 @@ class PickConfig:
     score: str = "peak"  # peak: smoothed map at the peak | mean: map averaged over the target disk
     tta: bool = False  # average the 8 flips/rotations of each tile (8x the network time)
     min_area: int = 0
-    tile_size: int = 512
+    tile_size: int = 1024  # px after downsampling; a 1024 px micrograph is one tile (no seams, 1.7x faster than 512)
     overlap: int = 64
-    batch_size: int = 4
+    batch_size: int = 1  # tiles per forward pass (one 1024 px tile holds as many pixels as four of 512)
     formats: list[str] = field(default_factory=lambda: ["star"])
     box_size: int | None = None
     downsample: float | None = None  # None: the checkpoint's

@@ -50,8 +50,8 @@ def add_args(p):
     p.add_argument("--tta", action="store_true", help="average the 8 flips/rotations (test-time augmentation, 8x slower)")
     p.add_argument("--score", choices=PICK_SCORES, default="peak",
                    help="pick score: the smoothed map at the peak (default) or its mean over the particle's core")
-    p.add_argument("--tile-size", type=int, default=512)
-    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    p.add_argument("--tile-size", type=int, default=1024, help="network tile side, px after downsampling (default 1024)")
+    p.add_argument("--batch-size", type=int, default=1, help="tiles per forward pass (default 1)")
     p.add_argument("--per-micrograph", action="store_true",
                    help="one STAR/TSV/JSON file per micrograph, in OUT/star/, OUT/cryosparc/, OUT/topaz/, OUT/json/")
     p.add_argument("--all-candidates", action="store_true",

@@ -18,7 +18,7 @@ def add_args(p):
     p.add_argument("--out", required=True)
     p.add_argument("--threshold", type=float, default=None, help="also write a binary mask at this probability")
     p.add_argument("--format", choices=["mrc", "png"], default="mrc")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=1, help="tiles per forward pass (default 1)")
     add_overwrite(p, "earlier maps")
     add_common(p)
 
