@@ -349,6 +349,23 @@ def test_greedy_match_hand_placed():
     assert not greedy_match(xy, [0.5, 0.9], np.zeros((0, 2)), 5.0).any()
 
 
+def test_tied_picks_are_matched_optimally_among_themselves():
+    """Hypothesis found it: two tied picks at x=7 and x=3, particles at x=5 and x=9 (r=2).
+    Taken one by one, the pick at 7 could take the particle at 5 and leave the pick at 3 with
+    nothing; entering together they take one particle each, in either input order."""
+    from cryopick.metrics import greedy_match
+
+    truth = pts((0, 5), (0, 9))
+    for xy in (pts((0, 7), (0, 3)), pts((0, 3), (0, 7))):
+        np.testing.assert_array_equal(greedy_match(xy, [0.1, 0.1], truth, 2.0), [True, True])
+        m, _ = evaluate_picks({"a": (xy, np.array([0.1, 0.1]))}, {"a": truth}, radius=2.0)
+        assert (m.precision, m.recall, m.ap, m.best_f1) == (1.0, 1.0, 1.0, 1.0)
+        assert m.pr_curve["precision"][-1] == m.precision
+    # different scores: the higher one goes first and takes the nearer particle (x=9 at
+    # distance 2 ties with x=5; the first in truth order wins), the other gets what is free
+    np.testing.assert_array_equal(greedy_match(pts((0, 7), (0, 3)), [0.9, 0.1], truth, 2.0), [True, False])
+
+
 def test_threshold_equals_evaluating_filtered_picks():
     rng = np.random.default_rng(3)
     truth = {f"m{i}": rng.uniform(0, 200, (30, 2)) for i in range(4)}

@@ -15,7 +15,9 @@ total distance (Hungarian algorithm on each connected component of the candidate
   that return dense low-score candidates, such as Topaz with a low extraction threshold).
 * ``ap`` = area under that curve with VOC "all points" interpolation: precision is made
   monotonically non-increasing from the right, and AP = sum over recall steps of
-  (recall step) x (interpolated precision). Picks with equal scores enter together.
+  (recall step) x (interpolated precision). Picks with equal scores enter together, and are
+  matched optimally among themselves: with one score level the curve's last point is the
+  all-picks operating point; with several it can match fewer (greedy <= optimal).
 * ``precision``/``recall``/``f1``/``n_matched``/``mean_error`` describe one operating point: all
   picks, or the picks with ``score >= threshold`` when ``threshold`` is given; those picks are
   RE-MATCHED (Hungarian) so the numbers equal what evaluating the filtered pick set would give.
@@ -162,16 +164,33 @@ class ParticleMetrics:
 
 
 def greedy_match(picks_xy, scores, truth_xy, radius: float) -> np.ndarray:
-    """True-positive flags of picks matched greedily in descending score order (ties: input
-    order): each pick takes the nearest still unmatched particle within ``radius`` (inclusive)."""
+    """True-positive flags of picks matched greedily in descending score order.
+
+    Each pick takes the nearest still unmatched particle within ``radius`` (inclusive). Picks
+    with equal scores enter together: they are matched optimally among themselves
+    (:func:`match_particles` against the particles still free), so the order of tied picks in
+    the input never changes the result, and with a single score level the matching is the
+    optimal one.
+    """
     picks, truth = _as_xy(picks_xy, "picks_xy"), _as_xy(truth_xy, "truth_xy")
     is_tp = np.zeros(len(picks), dtype=bool)
     if len(picks) == 0 or len(truth) == 0:
         return is_tp
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    order = np.argsort(-scores, kind="stable")
+    s = scores[order]
+    groups = np.split(order, np.flatnonzero(s[1:] != s[:-1]) + 1)
     tree = cKDTree(truth)
     taken = np.zeros(len(truth), dtype=bool)
     reach = radius * (1 + 1e-9) + 1e-12
-    for i in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"):
+    for grp in groups:
+        if grp.size > 1:
+            free = np.flatnonzero(~taken)
+            gi, tj, _ = match_particles(picks[grp], truth[free], radius)
+            is_tp[grp[gi]] = True
+            taken[free[tj]] = True
+            continue
+        i = int(grp[0])
         near = [j for j in tree.query_ball_point(picks[i], reach) if not taken[j]]
         if not near:
             continue
