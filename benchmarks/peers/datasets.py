@@ -17,6 +17,10 @@ Sets
   <set>-sparse30  the same, but every training micrograph keeps a seeded random 30 % of
                   its particles; validation and test stay complete; per_mic stays the
                   full count (what a user who labelled 30 % would tell the picker).
+  <set>-mics<N>   the few-label regime: training uses a seeded random N of the training
+                  micrographs (all their particles); validation and test unchanged;
+                  per_mic from the kept micrographs. Combines with -sparse30
+                  (``cryoppp-10947-sparse30-mics2``: micrographs first, then particles).
 """
 
 from __future__ import annotations
@@ -131,17 +135,40 @@ def sparsify(d: dict, out: Path, fraction: float = SPARSE_FRACTION, seed: int = 
     return s  # per_mic unchanged: the expected count of the full micrograph
 
 
+def few_micrographs(d: dict, out: Path, n: int, seed: int = 0) -> dict:
+    """Train on a seeded random ``n`` of the training micrographs (linked, not copied)."""
+    paths = sorted(find_micrographs([str(d["train_mics"])]))
+    if not 1 <= n <= len(paths):
+        raise SystemExit(f"-mics{n}: the set has {len(paths)} training micrographs")
+    keep = [paths[i] for i in sorted(np.random.default_rng(seed).choice(len(paths), n, replace=False))]
+    folder = out / "train"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for path in keep:
+        (folder / Path(path).name).symlink_to(Path(path).resolve())
+    full = read_labels(d["train_labels"])
+    stems = {Path(path).stem for path in keep}
+    write_labels({k: v for k, v in full.items() if k in stems}, out / "train.star", "star")
+    s = _count(dict(d, train_mics=folder, train_labels=out / "train.star"))
+    s["per_mic"] = s["n_train"] / n
+    return s
+
+
 MAKERS = {"simulated": make_simulated, "empiar-10017": make_10017,
           "cryoppp-10059": lambda out, quick: make_cryoppp(out, quick, "10059"),
           "cryoppp-10947": lambda out, quick: make_cryoppp(out, quick, "10947")}
 
 
 def make_set(name: str, out: Path, quick: bool) -> dict:
-    """``name`` from MAKERS, optionally with ``-sparse30`` appended."""
-    base, _, variant = name.partition("-sparse")
-    if base not in MAKERS:
-        raise SystemExit(f"unknown set {name!r}; choose from {', '.join(MAKERS)} (+ '-sparse30')")
+    """``name`` from MAKERS, optionally with ``-sparse30`` and / or ``-mics<N>`` appended."""
+    rest, _, mics = name.partition("-mics")
+    base, _, variant = rest.partition("-sparse")
+    if base not in MAKERS or (mics and not mics.isdigit()) or (variant and not variant.isdigit()):
+        raise SystemExit(f"unknown set {name!r}; choose from {', '.join(MAKERS)} (+ '-sparse30', '-mics<N>')")
     d = MAKERS[base](out / "data", quick)
+    if mics:
+        d = few_micrographs(d, out / f"mics{mics}", int(mics))
     if variant:
         d = sparsify(d, out / "sparse", fraction=int(variant) / 100)
     return d
