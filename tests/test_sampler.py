@@ -54,3 +54,26 @@ def test_no_labelled_samples_is_an_error():
     s[0].mask = None
     with pytest.raises(InputError):
         PatchDataset(s, 32, n=4, seed=0)
+
+
+def test_patches_per_epoch_default_covers_the_area_once_with_a_floor():
+    """One small labelled micrograph still gets ``min_patches_per_epoch`` patches an epoch (the
+    few-label regime was undertrained at 2 steps an epoch); a large area is covered once; an
+    explicit --patches-per-epoch wins."""
+    import torch
+
+    from cryopick.config import TrainConfig
+    from cryopick.train import resolve_train_config
+
+    def n_for(side: int, **kw) -> int:
+        image = np.zeros((side, side), np.float32)
+        sample = Sample("m", image, particle_mask(image.shape, np.array([[side / 2, side / 2]]), 4.0),
+                        np.array([[side / 2, side / 2]]), image.shape)
+        cfg = resolve_train_config(TrainConfig(device="cpu", patch_size=128, **kw), torch.device("cpu"), [sample])
+        return cfg.patches_per_epoch
+
+    assert TrainConfig().min_patches_per_epoch == 128
+    assert n_for(512) == 128  # 16 patches cover it; the floor lifts it
+    assert n_for(512, min_patches_per_epoch=1) == 16  # the area alone (a multiple of the batch of 8)
+    assert n_for(2048) == 256  # 2048^2 / 128^2: covered once, above the floor
+    assert n_for(512, patches_per_epoch=24) == 24

@@ -59,7 +59,10 @@ class TrainConfig:
     balanced_sampling: bool = True
     positive_share: float = 0.5  # balanced sampling: share of patches that contain a particle
     patch_size: int | None = None  # None: 256 on CUDA, 128 on CPU
-    patches_per_epoch: int | None = None  # None: enough to cover the training area once
+    patches_per_epoch: int | None = None  # None: enough to cover the training area once, >= min_patches_per_epoch
+    # the floor of that default: one or two labelled micrographs still get enough optimizer steps
+    # (benchmarks/results/levers.md, few-label regime)
+    min_patches_per_epoch: int = 128
     eval_every: int = 1
     seed: int = 42
     device: str = "auto"

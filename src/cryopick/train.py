@@ -80,7 +80,7 @@ def resolve_train_config(cfg: TrainConfig, device: torch.device, samples: list[S
     n = cfg.patches_per_epoch
     if n is None:
         area = sum(s.image.size for s in samples if s.mask is not None)
-        n = max(cfg.batch_size * 2, int(math.ceil(area / patch**2)))
+        n = max(cfg.batch_size * 2, cfg.min_patches_per_epoch, int(math.ceil(area / patch**2)))
         n = int(math.ceil(n / cfg.batch_size) * cfg.batch_size)
     if cfg.lr <= 0:
         raise InputError(f"--lr must be positive, got {cfg.lr}")
