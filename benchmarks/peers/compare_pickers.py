@@ -269,7 +269,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     for set_name in a.sets.split(","):
         d = make_set(set_name, out / set_name, a.quick)
-        d["sparse"] = "-sparse" in set_name
+        d["sparse"] = d.get("sparse") or "-sparse" in set_name
         for picker in a.pickers.split(","):
             sub = picker + (f"@{a.tag}" if a.tag and picker.startswith("cryopick") else "")
             rows.append(run_row(set_name, picker, d, out / set_name / sub, a))

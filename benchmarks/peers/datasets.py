@@ -21,6 +21,9 @@ Sets
                   micrographs (all their particles); validation and test unchanged;
                   per_mic from the kept micrographs. Combines with -sparse30
                   (``cryoppp-10947-sparse30-mics2``: micrographs first, then particles).
+  <set>-labelled<N>  self-training's own case: every training micrograph stays, but only
+                  the N of -mics<N> keep their labels; the rest are unlabelled micrographs.
+                  per_mic from the labelled ones; a sparse set (the count is given).
 """
 
 from __future__ import annotations
@@ -135,12 +138,29 @@ def sparsify(d: dict, out: Path, fraction: float = SPARSE_FRACTION, seed: int = 
     return s  # per_mic unchanged: the expected count of the full micrograph
 
 
-def few_micrographs(d: dict, out: Path, n: int, seed: int = 0) -> dict:
-    """Train on a seeded random ``n`` of the training micrographs (linked, not copied)."""
+def _chosen_micrographs(d: dict, n: int, seed: int) -> list:
+    """A seeded random ``n`` of the training micrographs (the same ones for -mics and -labelled)."""
     paths = sorted(find_micrographs([str(d["train_mics"])]))
     if not 1 <= n <= len(paths):
-        raise SystemExit(f"-mics{n}: the set has {len(paths)} training micrographs")
-    keep = [paths[i] for i in sorted(np.random.default_rng(seed).choice(len(paths), n, replace=False))]
+        raise SystemExit(f"{n} micrographs asked for: the set has {len(paths)} training micrographs")
+    return [paths[i] for i in sorted(np.random.default_rng(seed).choice(len(paths), n, replace=False))]
+
+
+def labels_on_few(d: dict, out: Path, n: int, seed: int = 0) -> dict:
+    """Keep every training micrograph; only the ``n`` of :func:`few_micrographs` keep labels."""
+    stems = {Path(path).stem for path in _chosen_micrographs(d, n, seed)}
+    out.mkdir(parents=True, exist_ok=True)
+    full = read_labels(d["train_labels"])
+    write_labels({k: v for k, v in full.items() if k in stems}, out / "train_labelled.star", "star")
+    s = dict(d, train_labels=out / "train_labelled.star", sparse=True)
+    s["n_train_labelled"] = int(sum(len(v) for k, v in full.items() if k in stems))
+    s["per_mic"] = s["n_train_labelled"] / n
+    return s
+
+
+def few_micrographs(d: dict, out: Path, n: int, seed: int = 0) -> dict:
+    """Train on a seeded random ``n`` of the training micrographs (linked, not copied)."""
+    keep = _chosen_micrographs(d, n, seed)
     folder = out / "train"
     if folder.exists():
         shutil.rmtree(folder)
@@ -161,12 +181,16 @@ MAKERS = {"simulated": make_simulated, "empiar-10017": make_10017,
 
 
 def make_set(name: str, out: Path, quick: bool) -> dict:
-    """``name`` from MAKERS, optionally with ``-sparse30`` and / or ``-mics<N>`` appended."""
-    rest, _, mics = name.partition("-mics")
+    """``name`` from MAKERS, optionally with ``-sparse30``, ``-mics<N>`` or ``-labelled<N>`` appended."""
+    rest, _, labelled = name.partition("-labelled")
+    rest, _, mics = rest.partition("-mics")
     base, _, variant = rest.partition("-sparse")
-    if base not in MAKERS or (mics and not mics.isdigit()) or (variant and not variant.isdigit()):
-        raise SystemExit(f"unknown set {name!r}; choose from {', '.join(MAKERS)} (+ '-sparse30', '-mics<N>')")
+    if base not in MAKERS or not all(x.isdigit() for x in (labelled, mics, variant) if x):
+        raise SystemExit(f"unknown set {name!r}; choose from {', '.join(MAKERS)} "
+                         "(+ '-sparse30', '-mics<N>', '-labelled<N>')")
     d = MAKERS[base](out / "data", quick)
+    if labelled:
+        d = labels_on_few(d, out / f"labelled{labelled}", int(labelled))
     if mics:
         d = few_micrographs(d, out / f"mics{mics}", int(mics))
     if variant:

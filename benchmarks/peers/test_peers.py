@@ -132,3 +132,28 @@ def test_topaz_end_to_end(tmp_path):
     xy, sc = res["picks"]["m2"]
     assert xy.shape[1] == 2 and len(xy) == len(sc) > 0
     assert res["train_seconds"] > 0 and res["peak_rss_mb"] > 0
+
+
+def test_few_label_set_variants(tmp_path):
+    """-mics<N> keeps N training micrographs, -labelled<N> keeps all but labels only the same N."""
+    import datasets
+    from cryopick.io import Particles, find_micrographs, read_labels, write_labels
+    from cryopick.io.micrographs import write_mrc
+
+    (tmp_path / "mics").mkdir()
+    labels = {}
+    for i in range(3):
+        write_mrc(tmp_path / "mics" / f"m{i}.mrc", np.zeros((64, 64), np.float32))
+        labels[f"m{i}"] = Particles(np.full((i + 1, 2), 32.0), None, 10.0)
+    write_labels(labels, tmp_path / "train.star", "star")
+    d = datasets._count({f"{s}_mics": tmp_path / "mics" for s in datasets.SPLITS}
+                        | {f"{s}_labels": tmp_path / "train.star" for s in datasets.SPLITS})
+    few = datasets.few_micrographs(d, tmp_path / "few", 2)
+    kept = sorted(p.stem for p in find_micrographs([str(few["train_mics"])]))
+    assert len(kept) == 2 and sorted(read_labels(few["train_labels"])) == kept
+    assert few["per_mic"] == sum(len(labels[k].xy) for k in kept) / 2
+    lab = datasets.labels_on_few(d, tmp_path / "lab", 2)
+    assert lab["train_mics"] == d["train_mics"] and lab["sparse"] is True
+    assert sorted(read_labels(lab["train_labels"])) == kept and lab["per_mic"] == few["per_mic"]
+    with pytest.raises(SystemExit):
+        datasets.few_micrographs(d, tmp_path / "bad", 4)
