@@ -114,3 +114,31 @@ def test_pu_loss_non_negative_correction():
 def test_pu_needs_a_prior():
     with pytest.raises(InputError, match="particles-per-micrograph"):
         build_loss("pu")
+
+
+def test_auto_loss_is_pn_when_the_labels_already_hold_the_expected_count():
+    """auto -> pu only when the count says unlabelled particles exist (as Topaz falls back to PN);
+    one fully labelled micrograph with its own count gave a PU prior near 0 and a collapsed model."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from cryopick.config import DataConfig, TrainConfig
+    from cryopick.data import Sample
+    from cryopick.pipeline import resolve_loss
+
+    mask = np.zeros((64, 64), np.float32)
+    mask[10:14, 10:14] = 1
+    samples = [Sample(f"m{i}", mask, mask, np.zeros((5, 2)), mask.shape) for i in range(2)]
+    samples.append(Sample("unlabelled", mask, None, None, mask.shape))
+    data = SimpleNamespace(train=samples, prep=SimpleNamespace(mask_radius=2.0))
+
+    def resolved(per_mic, loss="auto"):
+        return resolve_loss(TrainConfig(loss=loss), DataConfig(particles_per_micrograph=per_mic), data)
+
+    sparse = resolved(20.0)
+    assert sparse.loss == "pu" and 0 < sparse.pu_prior < 0.5
+    assert resolved(5.0).loss == "combined" and resolved(5.0).pu_prior is None  # 5 labelled of 5 expected
+    assert resolved(4.0).loss == "combined"
+    assert resolved(None).loss == "combined"
+    assert resolved(5.0, loss="pu").loss == "pu"  # an explicit --loss pu is kept

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from . import distributed as ddist
@@ -92,10 +93,17 @@ def resolve(cfg: RunConfig, data: RunData, hw: DeviceSettings | None = None) -> 
 
 def resolve_loss(train: TrainConfig, d: DataConfig, data: RunData) -> TrainConfig:
     """``auto`` becomes ``pu`` when the expected particle count (or the prior) is known, else ``combined``;
-    the PU prior is estimated from the expected count and the labelled area."""
+    the PU prior is estimated from the expected count and the labelled area.
+
+    As Topaz does, ``auto`` stays ``combined`` when the labelled micrographs already hold the expected
+    count: their unlabelled pixels are background, and a PU prior near 0 would weight the labelled
+    particles by ~0 (one fully labelled micrograph + unlabelled ones: validation AP 0.69 -> 0.56).
+    """
     loss, prior = train.loss, train.pu_prior
     if loss == "auto":
-        loss = "pu" if (prior is not None or d.particles_per_micrograph) else "combined"
+        labelled = [len(s.coords) for s in data.train if s.mask is not None and s.coords is not None]
+        complete = bool(labelled) and np.mean(labelled) >= (d.particles_per_micrograph or np.inf)
+        loss = "pu" if (prior is not None or (d.particles_per_micrograph and not complete)) else "combined"
     if loss == "pu" and prior is None:
         if not d.particles_per_micrograph:
             raise InputError("--loss pu needs --particles-per-micrograph (expected particles per micrograph, "
