@@ -146,14 +146,20 @@ def _chosen_micrographs(d: dict, n: int, seed: int) -> list:
     return [paths[i] for i in sorted(np.random.default_rng(seed).choice(len(paths), n, replace=False))]
 
 
+def _labels_of(d: dict, micrographs: list, path: Path) -> dict:
+    """The training labels of ``micrographs`` only, written to ``path`` (STAR); returned."""
+    stems = {Path(m).stem for m in micrographs}
+    kept = {k: v for k, v in read_labels(d["train_labels"]).items() if k in stems}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_labels(kept, path, "star")
+    return kept
+
+
 def labels_on_few(d: dict, out: Path, n: int, seed: int = 0) -> dict:
     """Keep every training micrograph; only the ``n`` of :func:`few_micrographs` keep labels."""
-    stems = {Path(path).stem for path in _chosen_micrographs(d, n, seed)}
-    out.mkdir(parents=True, exist_ok=True)
-    full = read_labels(d["train_labels"])
-    write_labels({k: v for k, v in full.items() if k in stems}, out / "train_labelled.star", "star")
+    kept = _labels_of(d, _chosen_micrographs(d, n, seed), out / "train_labelled.star")
     s = dict(d, train_labels=out / "train_labelled.star", sparse=True)
-    s["n_train_labelled"] = int(sum(len(v) for k, v in full.items() if k in stems))
+    s["n_train_labelled"] = int(sum(len(v) for v in kept.values()))
     s["per_mic"] = s["n_train_labelled"] / n
     return s
 
@@ -167,9 +173,7 @@ def few_micrographs(d: dict, out: Path, n: int, seed: int = 0) -> dict:
     folder.mkdir(parents=True)
     for path in keep:
         (folder / Path(path).name).symlink_to(Path(path).resolve())
-    full = read_labels(d["train_labels"])
-    stems = {Path(path).stem for path in keep}
-    write_labels({k: v for k, v in full.items() if k in stems}, out / "train.star", "star")
+    _labels_of(d, keep, out / "train.star")
     s = _count(dict(d, train_mics=folder, train_labels=out / "train.star"))
     s["per_mic"] = s["n_train"] / n
     return s
