@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from cryopick.checkpoint import load_checkpoint
 from cryopick.simulate import SimulationConfig, save_simulation, simulate
@@ -98,19 +99,23 @@ def train_args(sim: Path, out: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_train_killed_after_epoch_2_resumes_to_the_same_metrics(sim, tmp_path):
+@pytest.mark.parametrize("extra", [(), ("--ema-epochs", "1")], ids=["raw", "weight-average"])
+def test_train_killed_after_epoch_2_resumes_to_the_same_metrics(sim, tmp_path, extra):
     ref, out = tmp_path / "reference", tmp_path / "killed"
-    run_to_end(train_args(sim, ref))
+    run_to_end(train_args(sim, ref, *extra))
     reference = json.loads((ref / "metrics.json").read_text())
     assert [r["epoch"] for r in reference] == [1, 2, 3, 4]
     assert all("f1" in r and "train_loss" in r for r in reference)  # validation ran every epoch
 
-    kill_when(train_args(sim, out), lambda: len(json_records(out / "metrics.json") or []) >= 2)
+    kill_when(train_args(sim, out, *extra), lambda: len(json_records(out / "metrics.json") or []) >= 2)
     ckpt = load_checkpoint(out / "model.pt")
     assert 2 <= ckpt["epoch"] < 4, "the kill must land before the last epoch for the test to mean anything"
     assert not (out / "train_summary.json").exists()
 
-    proc = run_to_end(train_args(sim, out, "--resume"))
+    if extra:  # the model is the average; the raw weights (the resume point) differ from it
+        assert ckpt["ema"]["steps"] == 4 * ckpt["epoch"]  # 16 patches of 4 a step
+        assert any(not torch.equal(ckpt["train_weights"][k], v) for k, v in ckpt["model_state"].items())
+    proc = run_to_end(train_args(sim, out, *extra, "--resume"))
     assert f"from epoch {ckpt['epoch'] + 1}" in proc.stdout
     assert_records_equal(json.loads((out / "metrics.json").read_text()), reference)
     assert load_checkpoint(out / "model.pt")["epoch"] == 4

@@ -64,6 +64,7 @@ class TrainConfig:
     # (benchmarks/results/levers.md, few-label regime)
     min_patches_per_epoch: int = 128
     eval_every: int = 1
+    ema_epochs: float | None = None  # validate, keep and pick with a moving average of the weights over ~N epochs
     seed: int = 42
     device: str = "auto"
     num_workers: int = 0  # DataLoader worker processes (persistent across epochs when > 0)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,11 +53,13 @@ from .device import DeviceSettings, resolve_settings, settings_for
 from .device import resolve_channels_last as resolve_channels_last  # re-exported: callers import them from here
 from .device import resolve_device as resolve_device
 from .errors import InputError
-from .inference import amp_dtype, autocast_context, predict_probability
+from .inference import autocast_context, predict_probability
 from .io.atomic import ensure_out_dir
 from .losses import loss_from_config
 from .metrics import ParticleMetrics, PixelAccumulator, PixelMetrics
 from .models import UNetFamily, build_model, count_parameters
+from .optim import make_grad_scaler, make_optimizer, make_scheduler, make_weight_average, optimizer_step
+from .optim import seed_everything as seed_everything  # re-exported
 from .schedulers import get_scheduler
 
 
@@ -94,47 +95,15 @@ def resolve_train_config(cfg: TrainConfig, device: torch.device, samples: list[S
     return dataclasses.replace(cfg, patch_size=patch, patches_per_epoch=n, amp=hw.amp, channels_last=hw.channels_last)
 
 
-def make_grad_scaler(device: torch.device, amp: bool):
-    """A GradScaler for fp16 autocast (GPUs without bf16); None when not needed (bf16, fp32, CPU)."""
-    if amp and device.type == "cuda" and amp_dtype() == torch.float16:
-        return torch.amp.GradScaler("cuda")
-    return None
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, epochs: int):
-    return get_scheduler(cfg.scheduler).build(opt, cfg, epochs)
-
-
-def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler=None) -> None:
-    """Backward and step, through the fp16 grad scaler when there is one."""
-    opt.zero_grad(set_to_none=True)
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-    else:
-        loss.backward()
-        opt.step()
-
-
 def train_one_epoch(model, loader, loss_fn, opt, device, amp: bool = False, desc: str = "train", *,
-                    scaler=None, channels_last: bool = False, progress: bool = True) -> float:
+                    scaler=None, channels_last: bool = False, progress: bool = True,
+                    after_step: Callable[[], None] | None = None) -> float:
     """One pass over ``loader``; the mean training loss per patch (over all ranks when distributed).
 
     ``scaler``: a GradScaler kept across epochs (fp16); made here when ``amp`` needs one and
     none is given. Distributed, each rank's loss is weighted by n_valid_rank * world /
     n_valid_global so that DDP's gradient average is the gradient of the global batch's
-    per-pixel mean.
+    per-pixel mean. ``after_step`` is called after every optimizer step (the weight average).
     """
     model.train()
     device = torch.device(device)
@@ -158,6 +127,8 @@ def train_one_epoch(model, loader, loss_fn, opt, device, amp: bool = False, desc
             loss = loss * (n_valid * world / n_global).to(loss.dtype)
             n *= world
         optimizer_step(loss, opt, scaler)
+        if after_step is not None:
+            after_step()
         total += (batch_loss if world > 1 else loss.item()) * n
         count += n
     return total / max(count, 1)
@@ -256,7 +227,9 @@ def fit(train: list[Sample], val: list[Sample], prep: Preprocessing, model_cfg: 
     finally:
         if dist.world > 1:
             run.net = ddist.unsync_batchnorm(run.net)
-    return FitResult(run.net, run.history, run.best_f1, run.best_epoch, float(np.mean(times)) if times else 0.0,
+            if run.ema is not None:
+                run.ema.module = ddist.unsync_batchnorm(run.ema.module)
+    return FitResult(run.eval_net, run.history, run.best_f1, run.best_epoch, float(np.mean(times)) if times else 0.0,
                      count_parameters(run.net))
 
 
@@ -303,12 +276,23 @@ class _Fit:
         self.opt = make_optimizer(self.net, cfg)
         self.sched = make_scheduler(self.opt, cfg, self.epochs)
         self.scaler = make_grad_scaler(device, self.hw.amp)
+        self.ema = make_weight_average(self.net, cfg.ema_epochs, len(self.loader))
+
+    @property
+    def eval_net(self) -> UNetFamily:
+        """The network that is validated, saved as the model and returned: the weight average when kept."""
+        return self.ema.module if self.ema is not None else self.net
 
     def resume(self, arch: str) -> None:
         """Continue from ``{prefix}model.pt``: weights, optimizer, schedule, scaler and history."""
         path, sched = self.last_path, self.sched
         ckpt = load_checkpoint(path, expect_arch=arch)
-        self.net.load_state_dict(model_from_checkpoint(ckpt, path).state_dict())
+        weights = model_from_checkpoint(ckpt, path).state_dict()
+        if self.ema is not None and "ema" in ckpt:  # the model is the average; training goes on from the raw weights
+            self.ema.module.load_state_dict(weights)
+            self.ema.load_state_dict(ckpt["ema"])
+            weights = ckpt["train_weights"]
+        self.net.load_state_dict(weights)
         self.opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         if getattr(sched, "T_max", self.epochs) != self.epochs:  # the cosine keeps the length the run started with
@@ -343,7 +327,8 @@ class _Fit:
         self.sampler.set_epoch(epoch)
         self.loss = train_one_epoch(train_model, self.loader, self.loss_fn, self.opt, self.hw.device, self.hw.amp,
                                     desc=f"{self.prefix}epoch {epoch}/{self.epochs}", scaler=self.scaler,
-                                    channels_last=self.hw.channels_last, progress=self.dist.is_main)
+                                    channels_last=self.hw.channels_last, progress=self.dist.is_main,
+                                    after_step=None if self.ema is None else lambda: self.ema.update(self.net))
         self.lr = self.opt.param_groups[0]["lr"]
         self.sched.step()
         return time.perf_counter() - t0
@@ -354,7 +339,7 @@ class _Fit:
         improved = False
         head = f"{self.prefix}epoch {epoch}/{self.epochs}  loss {self.loss:.4f}"
         if val and (epoch % self.cfg.eval_every == 0 or epoch == self.epochs):
-            m, pm = validate(self.net, val, self.hw.device, self.prep, self.cfg.tile_size, amp=self.hw.amp,
+            m, pm = validate(self.eval_net, val, self.hw.device, self.prep, self.cfg.tile_size, amp=self.hw.amp,
                              channels_last=self.hw.channels_last)
             record.update(m.as_dict())
             if pm is not None:
@@ -375,7 +360,9 @@ class _Fit:
     def save(self, epoch: int, improved: bool) -> None:
         """``{prefix}model.pt`` (and ``{prefix}best_model.pt`` when ``improved``) and the history."""
         extra = {"grad_scaler": self.scaler.state_dict()} if self.scaler is not None else {}
-        ckpt = make_checkpoint(self.net, self.prep, config=self.run_config, epoch=epoch, history=self.history,
+        if self.ema is not None:
+            extra.update(ema=self.ema.state_dict(), train_weights={k: v.detach().cpu() for k, v in self.net.state_dict().items()})
+        ckpt = make_checkpoint(self.eval_net, self.prep, config=self.run_config, epoch=epoch, history=self.history,
                                best_f1=self.best_f1, best_epoch=self.best_epoch, best_score=self.best_score,
                                optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(), **extra)
         if improved:

@@ -70,6 +70,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--balanced-sampling", action=BOOL, default=None, help="batches hold a set share of patches with particles")
     g.add_argument("--positive-share", type=float)
     g.add_argument("--eval-every", type=int)
+    g.add_argument("--ema-epochs", type=float,
+                   help="validate, save and pick with a moving average of the weights over about this many epochs "
+                        "(0: the raw weights)")
     g.add_argument("--num-workers", type=int)
     g.add_argument("--amp", action=BOOL, default=None,
                    help="mixed precision on CUDA: bf16, or fp16 with loss scaling (default on for CUDA, off on CPU)")
@@ -122,7 +125,7 @@ FLAG_MAP = {
     "seed": ("train", "seed"), "device": ("train", "device"),
     **{k: ("train", k) for k in ["patch_size", "patches_per_epoch", "epochs", "batch_size", "lr", "weight_decay",
                                  "scheduler", "t0", "t_mult", "eta_min", "loss", "focal_weight", "dice_weight",
-                                 "augment", "balanced_sampling", "positive_share", "eval_every", "num_workers", "pu_prior",
+                                 "augment", "balanced_sampling", "positive_share", "eval_every", "ema_epochs", "num_workers", "pu_prior",
                                  "amp", "channels_last", "compile", "resume"]},
     **{k: ("selftrain", k) for k in ["iterations", "retrain_epochs", "positive_threshold", "negative_threshold",
                                      "dynamic_thresholds", "init", "rescale", "select_final", "pseudo_labels",
