@@ -3,7 +3,9 @@ import pytest
 
 from cryopick.errors import InputError
 from cryopick.preprocess import auto_downsample, downsample, normalize, to_downsampled, to_original
-from cryopick.targets import IGNORE, disk_mask, particle_mask
+from scipy import ndimage
+
+from cryopick.targets import IGNORE, disk_mask, particle_mask, split_touching
 
 
 def test_disk_mask_hand_placed():
@@ -29,6 +31,31 @@ def test_disk_mask_clips_at_border():
 def test_particle_mask_ignore_ring():
     m = particle_mask((32, 32), np.array([[16.0, 16.0]]), 4.0, ignore_ring=0.5)
     assert m[16, 16] == 1 and m[16, 16 + 5] == IGNORE and m[16, 16 + 7] == 0
+
+
+def test_split_touching_cuts_a_line_on_the_bisector_of_overlapping_disks():
+    xy = np.array([[10.0, 10.0], [17.0, 10.0], [40.0, 10.0]])  # two overlapping disks (7 px apart, radius 5), one alone
+    whole = particle_mask((21, 50), xy, 5)
+    split = particle_mask((21, 50), xy, 5, split=0.4)  # gap 2 px: |d1 - d2| < 2 -> x in (12.5, 14.5)
+    assert ndimage.label(whole > 0)[1] == 2 and ndimage.label(split > 0)[1] == 3
+    cut = (whole > 0) & (split == 0)
+    assert set(np.nonzero(cut[10])[0]) == {13, 14}  # on the axis: |2x - 27| < 2 around the bisector x = 13.5
+    assert set(np.nonzero(cut)[1]) == {12, 13, 14, 15}  # off the axis the band |d1 - d2| < gap widens
+    assert np.array_equal(split[:, 30:], whole[:, 30:])  # the lone particle is untouched
+    assert split[10, 10] == 1 and split[10, 17] == 1  # both centres stay particle
+
+
+def test_split_touching_leaves_ignored_pixels_and_far_pairs_alone():
+    mask = np.full((21, 40), IGNORE, np.float32)
+    xy = np.array([[10.0, 10.0], [19.0, 10.0]])  # 9 px apart: the disks (radius 5) just overlap
+    disk_mask(mask.shape, xy, 5, 1.0, out=mask)
+    before = mask.copy()
+    split_touching(mask, xy, 5, 2.0)
+    assert (mask[before == IGNORE] == IGNORE).all()  # only particle pixels turn to background
+    assert set(np.nonzero(before[10] != mask[10])[0]) == {14, 15}  # around the bisector x = 14.5
+    far = before.copy()
+    split_touching(far, np.array([[5.0, 10.0], [30.0, 10.0]]), 5, 2.0)
+    assert np.array_equal(far, before)
 
 
 def test_auto_downsample_brings_particles_to_20_to_40_px():

@@ -27,6 +27,7 @@ class DataConfig:
     label_format: str | None = None  # None: guessed per file
     radius: float | None = None  # particle radius in original-micrograph px; None: half the labels' diameter
     mask_radius_scale: float = 0.6  # target disk radius = radius * scale (0.6: touching particles stay apart; see README)
+    split_touching: float = 0.0  # overlapping target disks are cut apart by a background line this x the target radius wide
     downsample: float | None = None  # None: auto, so that a particle spans 20-40 px
     normalize: str = "robust"  # a name in preprocess.NORMALIZATIONS
     val_fraction: float = 0.2  # share of micrographs held out when no --val-images are given

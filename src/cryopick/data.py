@@ -43,6 +43,7 @@ class Preprocessing:
     normalize: str
     radius: float  # particle radius, original px
     mask_radius_scale: float = 1.0
+    split_touching: float = 0.0  # training targets: background line between overlapping disks (x the target radius)
 
     @property
     def downsampled_radius(self) -> float:
@@ -124,7 +125,8 @@ def check_particle_fits(source: str, shape: tuple[int, int], prep: Preprocessing
 
 
 def load_samples(images: list[str], labels: str | None, *, radius: float | None, downsample: float | None,
-                 normalize: str = "robust", mask_radius_scale: float = 0.6, label_format: str | None = None,
+                 normalize: str = "robust", mask_radius_scale: float = 0.6, split_touching: float = 0.0,
+                 label_format: str | None = None,
                  prep: Preprocessing | None = None, require_labels: bool = True,
                  allow_mixed_pixel_size: bool | None = None) -> LoadedData:
     """Read micrographs (+ labels), preprocess, and paint masks.
@@ -159,7 +161,7 @@ def load_samples(images: list[str], labels: str | None, *, radius: float | None,
                              "micrograph pixels), which sets the downsampling and the picking distance")
         r = resolve_radius(radius, label_set, str(labels))
         factor = downsample if downsample else auto_downsample(2 * r)
-        prep = Preprocessing(float(factor), normalize, r, mask_radius_scale)
+        prep = Preprocessing(float(factor), normalize, r, mask_radius_scale, split_touching)
 
     samples, warnings = [], []
     mics = [read_micrograph(p) for p in paths]
@@ -179,7 +181,7 @@ def load_samples(images: list[str], labels: str | None, *, radius: float | None,
         mask = coords = None
         if label_set is not None and mic.name in label_set:
             coords = to_downsampled(label_set[mic.name].xy, prep.downsample)
-            mask = particle_mask(img.shape, coords, prep.mask_radius)
+            mask = particle_mask(img.shape, coords, prep.mask_radius, split=prep.split_touching)
         samples.append(Sample(mic.name, img, mask, coords, mic.image.shape, str(mic.path)))
     if require_labels and not any(s.mask is not None for s in samples):
         raise InputError(f"{labels}: no label entry matches any micrograph stem (micrographs: "

@@ -14,6 +14,8 @@ threshold with the best particle-level F1; training stores it in the checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -177,9 +179,9 @@ def _pick_preprocessing(prep: Preprocessing, cfg: PickConfig | None, general: bo
     downsample = cfg.downsample if cfg is not None and cfg.downsample else None
     if radius is not None:
         downsample = downsample or (auto_downsample(2 * radius) if general else prep.downsample)
-        return Preprocessing(float(downsample), prep.normalize, float(radius), prep.mask_radius_scale)
+        return dataclasses.replace(prep, downsample=float(downsample), radius=float(radius))
     if downsample:
-        return Preprocessing(downsample, prep.normalize, prep.radius, prep.mask_radius_scale)
+        return dataclasses.replace(prep, downsample=downsample)
     return prep
 
 

@@ -44,6 +44,7 @@ def load_run_data(cfg: RunConfig, log: Callable[[str], None] = print) -> RunData
     explicit_scale = d.downsample is not None  # --downsample given: mixed pixel sizes only warn
     loaded: LoadedData = load_samples(d.images, d.labels, radius=d.radius, downsample=d.downsample,
                                       normalize=d.normalize, mask_radius_scale=d.mask_radius_scale,
+                                      split_touching=d.split_touching,
                                       label_format=d.label_format, allow_mixed_pixel_size=explicit_scale)
     warnings = list(loaded.warnings)
     if d.val_images:

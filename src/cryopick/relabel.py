@@ -20,6 +20,7 @@ from .inference import predict_probability
 from .pipeline import RunData
 from .pseudo import (combine_labels, coverage, drop_labelled, missing_particles, particle_pseudo_labels,
                      positives_vs_unlabelled, pseudo_labels, rescale_probability)
+from .targets import split_touching
 
 
 @dataclass
@@ -67,7 +68,7 @@ def relabel(run: Run, teachers: list, pos: float, neg: float, pu: bool) -> dict:
     gathered on every rank (they all train on every micrograph next); the statistics are
     summed in micrograph order, so they equal the single-process ones.
     """
-    train = run.data.train
+    train, prep = run.data.train, run.data.prep
     label = _particle_labeller(run, teachers) if run.cfg.selftrain.pseudo_labels == "particles" else \
         _pixel_labeller(run, pos, neg)
     distributed = ddist.is_distributed()
@@ -77,6 +78,9 @@ def relabel(run: Run, teachers: list, pos: float, neg: float, pu: bool) -> dict:
         prob = predict_probability(teachers, s.image, tile=run.cfg.train.tile_size, device=run.device, amp=run.amp)
         pseudo, extra = label(s, orig, prob)
         mask = combine_labels(pseudo, orig.mask, orig.coords, run.radius, run.cfg.selftrain.protect_ring)
+        centres = extra.pop("centres", None)
+        if centres is not None and prep.split_touching > 0:  # labelled and pseudo-particles kept apart alike
+            split_touching(mask, centres, prep.mask_radius, prep.split_touching * prep.mask_radius)
         if pu:
             mask = positives_vs_unlabelled(mask, orig.mask)
         counts = {"coverage": coverage(mask), "pseudo_pos": float((pseudo == 1).sum()),
@@ -140,7 +144,8 @@ def _particle_labeller(run: Run, teachers: list):
             k = int(round(st.pseudo_fraction * (free >= threshold).sum()))
         mask, positives = particle_pseudo_labels(s.image.shape, xy, scores, k, prep.mask_radius, run.radius,
                                                  orig.coords, prob, st.protect_ring, st.background_score)
-        return mask, {"particles": len(positives), "wanted": k}
+        centres = positives if orig.coords is None else np.concatenate([np.reshape(orig.coords, (-1, 2)), positives])
+        return mask, {"particles": len(positives), "wanted": k, "centres": centres}
     return label
 
 

@@ -54,6 +54,7 @@ def check_value(value: Any, flag: str, rule: str, hint: str = "") -> None:
 _RUN_RULES = [
     ("data", "radius", "--radius", "positive"), ("data", "downsample", "--downsample", "positive"),
     ("data", "mask_radius_scale", "--mask-radius-scale", "positive"),
+    ("data", "split_touching", "--split-touching", "nonnegative"),
     ("data", "val_fraction", "--val-fraction", "fraction"),
     ("data", "particles_per_micrograph", "--particles-per-micrograph", "positive"),
     ("model", "base_features", "--base-features", "count"),

@@ -39,6 +39,9 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g.add_argument("--normalize", choices=list(NORMALIZATIONS),
                    help=f"micrograph normalisation (default robust): {NORMALIZE_HELP}")
     g.add_argument("--mask-radius-scale", type=float, help="target disk radius as a fraction of the particle radius (default 0.6)")
+    g.add_argument("--split-touching", type=float, metavar="WIDTH",
+                   help="cut a background line WIDTH x the target radius wide between overlapping target disks, so "
+                        "crowded particles closer than two target radii stay two (default 0: off)")
     g.add_argument("--val-fraction", type=float)
     g.add_argument("--particles-per-micrograph", type=float,
                    help="expected particles per micrograph (as Topaz's -n); turns on positive-unlabelled learning "
@@ -119,7 +122,8 @@ FLAG_MAP = {
     "images": ("data", "images"), "labels": ("data", "labels"), "val_images": ("data", "val_images"),
     "val_labels": ("data", "val_labels"), "label_format": ("data", "label_format"), "radius": ("data", "radius"),
     "downsample": ("data", "downsample"), "normalize": ("data", "normalize"),
-    "mask_radius_scale": ("data", "mask_radius_scale"), "val_fraction": ("data", "val_fraction"),
+    "mask_radius_scale": ("data", "mask_radius_scale"), "split_touching": ("data", "split_touching"),
+    "val_fraction": ("data", "val_fraction"),
     "particles_per_micrograph": ("data", "particles_per_micrograph"),
     "arch": ("model", "arch"), "base_features": ("model", "base_features"), "init_weights": ("train", "init"),
     "seed": ("train", "seed"), "device": ("train", "device"),
