@@ -7,6 +7,7 @@ import pytest
 
 import cryopick.relabel as relabel_mod
 from cryopick.cli import main
+from cryopick.io import read_labels
 from cryopick.simulate import SimulationConfig
 from cryopick.splits import simulated_splits
 from cryopick.targets import disk_mask
@@ -48,3 +49,27 @@ def test_selftrain_protects_the_ring_at_the_particle_radius(sim, tmp_path, monke
             zone = disk_mask(mask.shape, coords, radius * (1 + ring)) > 0
             assert not (mask[zone] == 0).any()
     assert s["shipped"] in ("baseline", "iteration 1") and s["final_particles"]["f1"] is not None
+
+
+@pytest.mark.slow
+def test_selftrain_splits_touching_labelled_and_pseudo_particles(sim, tmp_path, monkeypatch):
+    calls = []
+    real = relabel_mod.split_touching
+
+    def spy(mask, xy, radius, gap):
+        calls.append((np.array(xy), radius, gap))
+        return real(mask, xy, radius, gap)
+
+    monkeypatch.setattr(relabel_mod, "split_touching", spy)
+    out = tmp_path / "st"
+    rc = main(["selftrain", "--images", str(sim.train_mics), "--labels", str(sim.train_labels), "--val-images",
+               str(sim.val_mics), "--val-labels", str(sim.val_labels), "--radius", "8", "--out", str(out),
+               "--split-touching", "0.5", "--particles-per-micrograph", str(sim.particles_per_micrograph), *TINY])
+    assert rc == 0
+    s = json.loads((out / "training_summary.json").read_text())
+    target = 8 * s["config"]["data"]["mask_radius_scale"] / s["config"]["data"]["downsample"]
+    assert s["config"]["data"]["split_touching"] == 0.5
+    assert len(calls) == 2  # each training micrograph, once per iteration
+    n_labelled = sum(len(v) for v in read_labels(sim.train_labels).values())
+    assert sum(len(xy) for xy, *_ in calls) > n_labelled  # the labelled centres and the pseudo-particles
+    assert all(r == pytest.approx(target) and g == pytest.approx(0.5 * target) for _, r, g in calls)

@@ -100,3 +100,20 @@ def test_pu_prior_from_expected_count():
     # 10 particles of radius 5: 785.4 px expected, 685.4 of them unlabelled, over 9900 unlabelled px
     assert pu_prior([m], 10, 5.0) == pytest.approx((10 * np.pi * 25 - 100) / 9900)
     assert pu_prior([m], 0.1, 5.0) == pytest.approx(1e-3)  # never below a floor
+
+
+def test_split_touching_reaches_the_training_masks(tmp_path):
+    from cryopick.data import load_samples
+    from cryopick.io import write_labels
+    from cryopick.io.micrographs import write_mrc
+    from cryopick.io.particles import Particles
+
+    rng = np.random.default_rng(0)
+    write_mrc(tmp_path / "m.mrc", rng.normal(size=(64, 64)).astype(np.float32))
+    write_labels({"m": Particles(np.array([[20.0, 30.0], [27.0, 30.0], [50.0, 50.0]]))}, tmp_path / "p.star", "star")
+    kw = dict(radius=8.0, downsample=1.0)
+    whole = load_samples([str(tmp_path / "m.mrc")], str(tmp_path / "p.star"), **kw)
+    split = load_samples([str(tmp_path / "m.mrc")], str(tmp_path / "p.star"), split_touching=0.5, **kw)
+    assert split.prep.split_touching == 0.5 and whole.prep.split_touching == 0.0
+    a, b = whole.samples[0].mask, split.samples[0].mask
+    assert ndimage.label(a > 0)[1] == 2 and ndimage.label(b > 0)[1] == 3  # the close pair is cut apart
