@@ -15,7 +15,6 @@ threshold with the best particle-level F1; training stores it in the checkpoint.
 from __future__ import annotations
 
 import dataclasses
-
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass

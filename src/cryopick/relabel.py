@@ -76,9 +76,8 @@ def relabel(run: Run, teachers: list, pos: float, neg: float, pu: bool) -> dict:
     for i in ddist.shard_indices(len(train)):
         s, orig = train[i], run.originals[i]
         prob = predict_probability(teachers, s.image, tile=run.cfg.train.tile_size, device=run.device, amp=run.amp)
-        pseudo, extra = label(s, orig, prob)
+        pseudo, extra, centres = label(s, orig, prob)
         mask = combine_labels(pseudo, orig.mask, orig.coords, run.radius, run.cfg.selftrain.protect_ring)
-        centres = extra.pop("centres", None)
         if centres is not None and prep.split_touching > 0:  # labelled and pseudo-particles kept apart alike
             split_touching(mask, centres, prep.mask_radius, prep.split_touching * prep.mask_radius)
         if pu:
@@ -114,10 +113,12 @@ def _apply_relabel(train: list[Sample], results: list) -> dict:
 
 
 def _pixel_labeller(run: Run, pos: float, neg: float):
+    """Pixel pseudo-labels from probability thresholds. A labeller returns (pseudo mask, counts,
+    particle centres to keep apart with ``--split-touching``, or None)."""
     rescale = run.cfg.selftrain.rescale
 
     def label(s: Sample, orig: Orig, prob: np.ndarray):
-        return pseudo_labels(rescale_probability(prob) if rescale else prob, pos, neg), {}
+        return pseudo_labels(rescale_probability(prob) if rescale else prob, pos, neg), {}, None
     return label
 
 
@@ -145,7 +146,7 @@ def _particle_labeller(run: Run, teachers: list):
         mask, positives = particle_pseudo_labels(s.image.shape, xy, scores, k, prep.mask_radius, run.radius,
                                                  orig.coords, prob, st.protect_ring, st.background_score)
         centres = positives if orig.coords is None else np.concatenate([np.reshape(orig.coords, (-1, 2)), positives])
-        return mask, {"particles": len(positives), "wanted": k, "centres": centres}
+        return mask, {"particles": len(positives), "wanted": k}, centres
     return label
 
 
