@@ -16,6 +16,7 @@ Pickers
   cryopick-supervised  the same (the PU phase alone), named so on sparse sets
   cryopick-selftrain   `cryopick selftrain` with its defaults (+ the count)
   cryopick-general     `cryopick pick --model general`: the shipped model, no training
+  cryopick-ensemble    `cryopick pick --model A --model B ...` over rows already trained (--ensemble)
   topaz                Topaz 0.3.20: pretrained resnet8, GE-binomial, -n, >= 1000 updates
   dog                  DoG blob picker, radius scale tuned on the validation micrographs
 
@@ -114,6 +115,19 @@ def run_cryopick_general(d: dict, work: Path, a) -> dict:
     return {"picks": picks, "train_s": 0.0, "pick_s_per_mic": pick_s, "peak_mb": pick_mem}
 
 
+def run_cryopick_ensemble(d: dict, work: Path, a) -> dict:
+    """``cryopick pick --model A --model B ...``: the maps of rows already trained (``--ensemble``,
+    row folders with ``{set}`` for the set's name) averaged; its training time is theirs summed."""
+    work.mkdir(parents=True, exist_ok=True)
+    rows = [Path(p.format(set=d["name"])) for p in a.ensemble.split(",") if p]
+    if len(rows) < 2:
+        raise SystemExit("cryopick-ensemble: give --ensemble ROW1,ROW2[,...] (row folders, {set} for the set)")
+    models = [str(r / "run" / "best_model.pt") for r in rows]
+    picks, pick_s, pick_mem = _pick_splits(models, d, work, tuple(a.pick_args.split()))
+    train_s = sum(json.loads((r / "row.json").read_text())["train_s"] for r in rows)
+    return {"picks": picks, "train_s": train_s, "pick_s_per_mic": pick_s, "peak_mb": pick_mem}
+
+
 def topaz_downsample(radius: float) -> int:
     """Topaz's downsampling: particles ~28 px across (round(diameter / 28)), fixed here so that
     changes to cryopick's own rule do not change the peer (10059: 1, 10947: 2, 10017: 4, simulated: 1)."""
@@ -165,7 +179,7 @@ def run_dog(d: dict, work: Path, a) -> dict:
 
 RUNNERS = {"cryopick": run_cryopick, "cryopick-supervised": run_cryopick,
            "cryopick-selftrain": lambda d, w, a: run_cryopick(d, w, a, "selftrain"),
-           "cryopick-general": run_cryopick_general, "topaz": run_topaz_peer, "dog": run_dog}
+           "cryopick-general": run_cryopick_general, "cryopick-ensemble": run_cryopick_ensemble, "topaz": run_topaz_peer, "dog": run_dog}
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -207,7 +221,8 @@ def run_row(set_name: str, picker: str, d: dict, work: Path, a) -> dict:
            **score(r, d), "train_s": r["train_s"], "pick_s_per_mic": r["pick_s_per_mic"], "peak_mb": r["peak_mb"],
            "cryopick_args": a.cryopick_args if picker.startswith("cryopick") else "",
            "pick_args": a.pick_args if picker.startswith("cryopick") else "",
-           "general_model": a.general_model if picker == "cryopick-general" else "", **extra}
+           "general_model": a.general_model if picker == "cryopick-general" else "",
+           "ensemble": a.ensemble if picker == "cryopick-ensemble" else "", **extra}
     work.mkdir(parents=True, exist_ok=True)
     save_picks(r["picks"], work / "picks.npz")  # so a row can be rescored against a new truth
     cached.write_text(json.dumps(row, indent=2))
@@ -259,6 +274,8 @@ def main(argv=None) -> int:
     ap.add_argument("--pick-args", default="", help="extra flags for cryopick pick, e.g. '--tta'")
     ap.add_argument("--general-model", default="", help="cryopick-general: this checkpoint instead of the shipped "
                                                          "one (leave-one-dataset-out models)")
+    ap.add_argument("--ensemble", default="", help="cryopick-ensemble: row folders of trained cryopick rows, comma "
+                                                    "separated, {set} standing for the set (their maps averaged)")
     ap.add_argument("--topaz-epochs", type=int, default=4)
     ap.add_argument("--topaz-epoch-size", type=int, default=250)
     a = ap.parse_args(argv)
@@ -270,6 +287,7 @@ def main(argv=None) -> int:
     for set_name in a.sets.split(","):
         d = make_set(set_name, out / set_name, a.quick)
         d["sparse"] = d.get("sparse") or "-sparse" in set_name
+        d["name"] = set_name
         for picker in a.pickers.split(","):
             sub = picker + (f"@{a.tag}" if a.tag and picker.startswith("cryopick") else "")
             rows.append(run_row(set_name, picker, d, out / set_name / sub, a))

@@ -67,6 +67,7 @@ class TrainConfig:
     eval_every: int = 1
     ema_epochs: float | None = None  # validate, keep and pick with a moving average of the weights over ~N epochs
     seed: int = 42
+    ensemble: int = 1  # train: networks with seeds seed, seed+1, ...; picking averages their maps (cryopick.ensemble)
     device: str = "auto"
     num_workers: int = 0  # DataLoader worker processes (persistent across epochs when > 0)
     amp: bool | None = None  # mixed precision (bf16, else fp16 + GradScaler); None: on for CUDA, off for CPU

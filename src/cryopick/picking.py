@@ -29,6 +29,7 @@ from . import distributed as ddist
 from .checkpoint import load_checkpoint, model_from_checkpoint, prep_from_checkpoint
 from .config import PickConfig
 from .data import Preprocessing, Sample
+from .ensemble import member_states
 from .errors import InputError
 from .inference import predict_probability
 from .io import read_micrograph
@@ -85,7 +86,8 @@ class Picker:
             if (p.downsample, p.normalize) != (preps[0].downsample, preps[0].normalize):
                 raise InputError(f"{path}: ensemble members must share preprocessing; it uses downsample "
                                  f"{p.downsample}/{p.normalize}, {paths[0]} uses {preps[0].downsample}/{preps[0].normalize}")
-        models = [model_from_checkpoint(c, p) for c, p in zip(ckpts, paths)]
+        models = [model_from_checkpoint({**c, "model_state": state}, p)  # train --ensemble: every member
+                  for c, p in zip(ckpts, paths) for state in member_states(c)]
         thresholds = [c.get("pick_threshold") for c in ckpts if c.get("pick_threshold") is not None]
         prep = _pick_preprocessing(preps[0], cfg, any(c.get("general") for c in ckpts))
         return cls(models, prep, cfg, device, float(np.mean(thresholds)) if thresholds else None, amp)

@@ -18,6 +18,7 @@ from .data import LoadedData, Preprocessing, Sample, check_pixel_sizes, load_sam
 from .device import DeviceSettings, resolve_device, settings_for
 from .errors import CheckpointError, InputError
 from .io.atomic import ensure_out_dir, remove_stale_temps
+from .ensemble import finish_ensemble, train_members
 from .io.outdir import RUN_OUTPUTS, clear_outputs, matcher
 from .metrics import ParticleMetrics
 from .models import UNetFamily
@@ -208,10 +209,19 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None] = 
                  log=log, hw=hw, dist=dist)
     if main:
         calibration = store_threshold([out / layout.BEST_MODEL, out / layout.MODEL], data.val, cfg, log, hw.device)
+        threshold, scores = (calibration.threshold, calibration.scores) if calibration else (None, None)
+    ensemble = None
+    if cfg.train.ensemble > 1:  # members 2..N on every rank, then embedded into best_model.pt on the main one
+        seeds = train_members(cfg, out, lambda c, d: train_run(c, d, log, data=data, overwrite=overwrite), log)
+        if main:
+            ensemble = finish_ensemble(cfg, out, seeds,
+                                       lambda paths: store_threshold(paths, data.val, cfg, log, hw.device), log)
+            threshold, scores = ensemble["pick_threshold"], ensemble["validation"]
+    if main:
         layout.write_summary(out, {
-            **layout.summary_header("train", calibration.threshold if calibration else None,
-                                    calibration.scores if calibration else None),
+            **layout.summary_header("train", threshold, scores),
             "best_f1": result.best_f1, "best_epoch": result.best_epoch, "parameters": result.parameters,
-            "seconds_per_epoch": result.seconds_per_epoch, "final": result.history[-1] if result.history else None})
+            "seconds_per_epoch": result.seconds_per_epoch, "final": result.history[-1] if result.history else None,
+            **({"ensemble": ensemble} if ensemble else {})})
     ddist.barrier()  # other ranks see the calibrated checkpoints when this returns
     return result, cfg

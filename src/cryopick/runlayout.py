@@ -47,6 +47,7 @@ SELFTRAIN_SUMMARY = "training_summary.json"
 BASELINE_MODEL = "baseline_model.pt"
 FINAL_MODEL = "final_model.pt"
 SUPERVISED = "supervised"
+MEMBERS = "members"  # train --ensemble: the extra members' run folders (cryopick.ensemble)
 PR_CURVE = "pr_curve.csv"
 PICK_SUMMARY = "pick_summary.json"  # cryopick pick (written by cryopick.picking)
 COMPARISON = "comparison.json"  # cryopick compare

@@ -66,7 +66,7 @@ _RUN_RULES = [
     ("train", "focal_gamma", None, "nonnegative"), ("train", "focal_alpha", None, "probability"),
     ("train", "positive_share", "--positive-share", "probability"), ("train", "patch_size", "--patch-size", "tile"),
     ("train", "patches_per_epoch", "--patches-per-epoch", "count"), ("train", "eval_every", "--eval-every", "count"),
-    ("train", "ema_epochs", "--ema-epochs", "nonnegative"),
+    ("train", "ema_epochs", "--ema-epochs", "nonnegative"), ("train", "ensemble", "--ensemble", "count"),
     ("train", "seed", "--seed", "seed"), ("train", "num_workers", "--num-workers", "count0"),
     ("train", "tile_size", None, "tile"),
     ("selftrain", "iterations", "--iterations", "count0"), ("selftrain", "retrain_epochs", "--retrain-epochs", "count"),
@@ -83,6 +83,9 @@ def check_run_config(cfg: RunConfig, selftrain: bool = False) -> None:
             continue
         check_value(getattr(getattr(cfg, section), name), flag or f"{section}.{name} in --config", rule)
     st = cfg.selftrain
+    if selftrain and cfg.train.ensemble > 1:
+        raise InputError(f"train.ensemble {cfg.train.ensemble} in --config: ensembles are trained by `cryopick train "
+                         "--ensemble N`; selftrain and compare train one network per run (set it to 1)")
     if selftrain and not st.dynamic_thresholds and not st.negative_threshold < st.positive_threshold:
         raise InputError(f"--negative-threshold {st.negative_threshold:g} must be below --positive-threshold "
                          f"{st.positive_threshold:g} (pixels between the two are ignored)")

@@ -126,7 +126,7 @@ FLAG_MAP = {
     "val_fraction": ("data", "val_fraction"),
     "particles_per_micrograph": ("data", "particles_per_micrograph"),
     "arch": ("model", "arch"), "base_features": ("model", "base_features"), "init_weights": ("train", "init"),
-    "seed": ("train", "seed"), "device": ("train", "device"),
+    "seed": ("train", "seed"), "device": ("train", "device"), "ensemble": ("train", "ensemble"),
     **{k: ("train", k) for k in ["patch_size", "patches_per_epoch", "epochs", "batch_size", "lr", "weight_decay",
                                  "scheduler", "t0", "t_mult", "eta_min", "loss", "focal_weight", "dice_weight",
                                  "augment", "balanced_sampling", "positive_share", "eval_every", "ema_epochs", "num_workers", "pu_prior",

@@ -48,7 +48,7 @@ _OLD = ".cryopick-old"
 
 # What each command writes into its folder (names of its top-level entries).
 RUN_OUTPUTS = [r".+\.pt", layout.METRICS, layout.CONFIG, *layout.SUMMARIES.values(), layout.SUPERVISED,
-               layout.iteration_dir(r"\d+")]  # train and selftrain (run file names: cryopick.runlayout)
+               layout.MEMBERS, layout.iteration_dir(r"\d+")]  # train and selftrain (run file names: cryopick.runlayout)
 PICK_OUTPUTS = ["picks.star", "picks_cryosparc.star", "picks.tsv", "picks.json", "box", "csv", "maps",
                 layout.PICK_SUMMARY, layout.CONFIG]
 PREDICT_OUTPUTS = [r".+_(prob|mask)\.(mrc|png)"]
