@@ -9,8 +9,8 @@ Test micrographs are never used. ``--exclude SET`` leaves one set out for the
 leave-one-dataset-out benchmark (the model that never saw SET). ``--sim-variants K`` adds
 K more simulated sets whose particle size, SNR, crowding, density, ice, carbon and
 contaminants are drawn at random (seeded): on the leave-one-out benchmark (2026-12-07)
-K = 6 raised zero-shot F1 on CryoPPP 10947 0.242 -> 0.633 and on 10059 0.594 (v3-era) ->
-0.677, and lowered it on EMPIAR-10017 0.577 -> 0.453 (DoG: 0.602 / 0.706 / 0.756).
+K = 6 raised zero-shot F1 on CryoPPP 10947 0.242 -> 0.633 and on 10059 0.372 -> 0.677,
+and lowered it on EMPIAR-10017 0.577 -> 0.453 (DoG: 0.602 / 0.706 / 0.756).
 
 usage:
   .venv/bin/python benchmarks/build_general_model.py                    # the shipped model
