@@ -11,6 +11,7 @@ import torch
 from cryopick.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from cryopick.cli import main
 from cryopick.data import Preprocessing
+from cryopick.errors import CheckpointError
 from cryopick.ensemble import KEY, embed_members, member_states
 from cryopick.models import build_model
 from cryopick.picking import Picker
@@ -41,7 +42,7 @@ def test_embedding_refuses_a_member_of_another_width(tmp_path):
     prep = Preprocessing(1.0, "robust", 6.0, 0.6)
     a = save_checkpoint(make_checkpoint(build_model("unet", 4), prep), tmp_path / "a.pt")
     b = save_checkpoint(make_checkpoint(build_model("unet", 8), prep), tmp_path / "b.pt")
-    with pytest.raises(ValueError, match="architecture"):
+    with pytest.raises(CheckpointError, match="ensemble member"):
         embed_members(a, [(1, b)])
 
 
@@ -86,6 +87,16 @@ def test_resume_continues_every_member(sim, tmp_path):
     for folder in (out, out / "members" / "seed43"):
         assert [h["epoch"] for h in json.loads((folder / "metrics.json").read_text())][-1] == 2
     assert len(load_checkpoint(out / "best_model.pt")[KEY]) == 1  # re-embedded, not appended
+
+
+def test_resume_must_name_the_ensemble_size_the_folder_holds(sim, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(sim, out, "--ensemble", "2") == 0
+    capsys.readouterr()
+    assert _train(sim, out, "--resume", "--epochs", "2") != 0  # no --ensemble: would drop the member
+    assert "pass --ensemble 2 (or more) to resume it" in capsys.readouterr().err
+    assert _train(sim, out, "--resume", "--ensemble", "3") == 0  # a larger ensemble adds a member
+    assert [m["seed"] for m in load_checkpoint(out / "best_model.pt")[KEY]] == [43, 44]
 
 
 def test_overwrite_clears_an_earlier_ensembles_members(sim, tmp_path):

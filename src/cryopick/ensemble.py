@@ -23,6 +23,7 @@ from typing import Any
 
 from . import runlayout as layout
 from .checkpoint import load_checkpoint, save_checkpoint
+from .errors import CheckpointError, InputError
 
 MEMBERS = layout.MEMBERS  # OUT/members/seed<S>/: the extra members' run folders
 KEY = "ensemble_members"  # in best_model.pt: the extra members' weights
@@ -35,6 +36,17 @@ def member_seeds(seed: int, n: int) -> list[int]:
 
 def member_dir(out: Path, seed: int) -> Path:
     return Path(out) / MEMBERS / f"seed{seed}"
+
+
+def check_resume(out: Path, n: int) -> None:
+    """``--resume`` must not ask for fewer networks than the folder holds (its extra members
+    would silently drop out of ``best_model.pt``); more is fine (the new members are trained, and
+    a run killed before its last member resumes with the same ``--ensemble``)."""
+    folder = Path(out) / MEMBERS
+    held = 1 + len([d for d in folder.glob("seed*") if d.is_dir()]) if folder.is_dir() else 1
+    if held > n:
+        raise InputError(f"{out}: holds an ensemble of {held} networks ({folder}); pass --ensemble {held} (or "
+                         f"more) to resume it, or --overwrite to train {n} afresh")
 
 
 def member_states(ckpt: dict[str, Any]) -> list[dict[str, Any]]:
@@ -50,7 +62,8 @@ def embed_members(best: Path, members: list[tuple[int, Path]]) -> dict[str, Any]
     for seed, path in members:
         m = load_checkpoint(path, expect_arch=arch["arch"])
         if m["arch"] != arch:
-            raise ValueError(f"{path}: ensemble member has architecture {m['arch']}, the run {arch}")
+            raise CheckpointError(f"{path}: this ensemble member is a {m['arch']}, the run a {arch}; retrain the "
+                                  "ensemble into a new folder (or with --overwrite)")
         extra.append({"seed": seed, "model_state": m["model_state"]})
     ckpt[KEY] = extra
     save_checkpoint(ckpt, best)

@@ -18,6 +18,7 @@ from .data import LoadedData, Preprocessing, Sample, check_pixel_sizes, load_sam
 from .device import DeviceSettings, resolve_device, settings_for
 from .errors import CheckpointError, InputError
 from .io.atomic import ensure_out_dir, remove_stale_temps
+from .ensemble import check_resume as check_ensemble_resume
 from .ensemble import finish_ensemble, train_members
 from .io.outdir import RUN_OUTPUTS, clear_outputs, matcher
 from .metrics import ParticleMetrics
@@ -193,6 +194,7 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None] = 
     data = data or load_run_data(cfg, log)
     resuming = cfg.train.resume and (out / layout.MODEL).exists()
     if cfg.train.resume and model is None:
+        check_ensemble_resume(out, cfg.train.ensemble)
         cfg = check_resume_point(cfg, out / layout.MODEL)
         remove_stale_temps(out, RUN_FILES)  # left by a killed run; harmless, but a resumed run ends tidy
     if model is None and not resuming:
