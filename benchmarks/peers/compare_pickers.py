@@ -179,7 +179,8 @@ def run_dog(d: dict, work: Path, a) -> dict:
 
 RUNNERS = {"cryopick": run_cryopick, "cryopick-supervised": run_cryopick,
            "cryopick-selftrain": lambda d, w, a: run_cryopick(d, w, a, "selftrain"),
-           "cryopick-general": run_cryopick_general, "cryopick-ensemble": run_cryopick_ensemble, "topaz": run_topaz_peer, "dog": run_dog}
+           "cryopick-general": run_cryopick_general, "cryopick-ensemble": run_cryopick_ensemble,
+           "topaz": run_topaz_peer, "dog": run_dog}
 
 
 # ----------------------------------------------------------------------------- scoring

@@ -10,8 +10,9 @@ validation micrographs with that averaged map. ``model.pt`` (what ``--resume`` c
 stays member 0's own; a resumed ensemble run resumes each member in turn.
 
 Why: a single small network's validation and test F1 move by +-0.01-0.02 from one seed to
-another (the few labelled micrographs of a real data set); the average of three maps is
-above the mean of its members on every benchmark set (``benchmarks/results/levers.md``).
+another (the few labelled micrographs of a real data set); on the test micrographs of every
+benchmark set the average of three maps is above the mean of its members
+(``benchmarks/results/levers.md``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from . import runlayout as layout
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import CheckpointError, InputError
 
-MEMBERS = layout.MEMBERS  # OUT/members/seed<S>/: the extra members' run folders
 KEY = "ensemble_members"  # in best_model.pt: the extra members' weights
 
 
@@ -35,14 +35,14 @@ def member_seeds(seed: int, n: int) -> list[int]:
 
 
 def member_dir(out: Path, seed: int) -> Path:
-    return Path(out) / MEMBERS / f"seed{seed}"
+    return Path(out) / layout.MEMBERS / f"seed{seed}"
 
 
 def check_resume(out: Path, n: int) -> None:
     """``--resume`` must not ask for fewer networks than the folder holds (its extra members
     would silently drop out of ``best_model.pt``); more is fine (the new members are trained, and
     a run killed before its last member resumes with the same ``--ensemble``)."""
-    folder = Path(out) / MEMBERS
+    folder = Path(out) / layout.MEMBERS
     held = 1 + len([d for d in folder.glob("seed*") if d.is_dir()]) if folder.is_dir() else 1
     if held > n:
         raise InputError(f"{out}: holds an ensemble of {held} networks ({folder}); pass --ensemble {held} (or "
@@ -60,7 +60,7 @@ def embed_members(best: Path, members: list[tuple[int, Path]]) -> dict[str, Any]
     arch = ckpt["arch"]
     extra = []
     for seed, path in members:
-        m = load_checkpoint(path, expect_arch=arch["arch"])
+        m = load_checkpoint(path)
         if m["arch"] != arch:
             raise CheckpointError(f"{path}: this ensemble member is a {m['arch']}, the run a {arch}; retrain the "
                                   "ensemble into a new folder (or with --overwrite)")

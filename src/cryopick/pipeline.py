@@ -17,9 +17,8 @@ from .config import DataConfig, RunConfig, TrainConfig, run_record, save_run_con
 from .data import LoadedData, Preprocessing, Sample, check_pixel_sizes, load_samples, split_train_val
 from .device import DeviceSettings, resolve_device, settings_for
 from .errors import CheckpointError, InputError
+from .ensemble import check_resume as check_ensemble_resume, finish_ensemble, train_members
 from .io.atomic import ensure_out_dir, remove_stale_temps
-from .ensemble import check_resume as check_ensemble_resume
-from .ensemble import finish_ensemble, train_members
 from .io.outdir import RUN_OUTPUTS, clear_outputs, matcher
 from .metrics import ParticleMetrics
 from .models import UNetFamily
