@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from cryopick.checkpoint import load_checkpoint
 from cryopick.cli import main
@@ -24,7 +25,7 @@ def sim(tmp_path_factory):
 def _train(sim, out, *extra):
     return main(["train", "--images", str(sim.train_mics), "--labels", str(sim.train_labels), "--val-images",
                  str(sim.val_mics), "--val-labels", str(sim.val_labels), "--radius", "8", "--out", str(out),
-                 "--epochs", "2", *TINY, *extra])
+                 "--epochs", "2", *TINY, "--ensemble", "1", *extra])  # the default ensemble: tests/test_ensemble.py
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +108,8 @@ def test_selftrain_end_to_end(sim, trained, tmp_path):
     assert s["iterations"][1]["positive_threshold"] == pytest.approx(0.90)
     for key in ["pseudo_positive", "reliable_negative", "ignored", "label_agreement", "validation", "warnings"]:
         assert key in s["iterations"][0]
+    written = yaml.safe_load((out / "config.yaml").read_text())["train"]  # selftrain's own defaults
+    assert (written["ensemble"], written["ema_epochs"]) == (1, 0.0)
 
 
 @pytest.mark.slow

@@ -7,9 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from cryopick.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from cryopick.cli import main
+from cryopick.config import RunConfig, TrainConfig, with_command_defaults
 from cryopick.data import Preprocessing
 from cryopick.errors import CheckpointError
 from cryopick.ensemble import KEY, embed_members, member_states
@@ -80,6 +82,24 @@ def test_train_ensemble_through_the_cli(sim, tmp_path, capsys):
                  str(sim / "micrographs"), "--device", "cpu"]) == 0
 
 
+def test_command_defaults_fill_only_what_is_unset():
+    got = {c: with_command_defaults(RunConfig(), c).train for c in ("train", "selftrain", "compare")}
+    assert (got["train"].ensemble, got["train"].ema_epochs) == (3, 2.0)
+    assert all((got[c].ensemble, got[c].ema_epochs) == (1, 0.0) for c in ("selftrain", "compare"))
+    given = with_command_defaults(RunConfig(train=TrainConfig(ensemble=2, ema_epochs=0.0)), "train").train
+    assert (given.ensemble, given.ema_epochs) == (2, 0.0)
+
+
+def test_train_defaults_to_an_ensemble_of_three_weight_averaged_networks(sim, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(sim, out) == 0  # no --ensemble, no --ema-epochs
+    assert "an ensemble of 3 networks" in capsys.readouterr().out.splitlines()[-1]
+    written = yaml.safe_load((out / "config.yaml").read_text())["train"]
+    assert (written["ensemble"], written["ema_epochs"]) == (3, 2.0)
+    assert [m["seed"] for m in load_checkpoint(out / "best_model.pt")[KEY]] == [43, 44]
+    assert "ema" in load_checkpoint(out / "members" / "seed44" / "model.pt")  # members average their weights too
+
+
 def test_resume_continues_every_member(sim, tmp_path):
     out = tmp_path / "run"
     assert _train(sim, out, "--ensemble", "2") == 0
@@ -93,8 +113,11 @@ def test_resume_must_name_the_ensemble_size_the_folder_holds(sim, tmp_path, caps
     out = tmp_path / "run"
     assert _train(sim, out, "--ensemble", "2") == 0
     capsys.readouterr()
-    assert _train(sim, out, "--resume", "--epochs", "2") != 0  # no --ensemble: would drop the member
+    assert _train(sim, out, "--resume", "--ensemble", "1", "--epochs", "2") != 0  # would drop the member
     assert "pass --ensemble 2 (or more) to resume it" in capsys.readouterr().err
+    assert _train(sim, out, "--resume", "--epochs", "2") == 0  # no --ensemble: the folder's 2, not the default 3
+    assert not (out / "members" / "seed44").exists()
+    assert [m["seed"] for m in load_checkpoint(out / "best_model.pt")[KEY]] == [43]
     assert _train(sim, out, "--resume", "--ensemble", "3") == 0  # a larger ensemble adds a member
     assert [m["seed"] for m in load_checkpoint(out / "best_model.pt")[KEY]] == [43, 44]
 
@@ -103,7 +126,7 @@ def test_overwrite_clears_an_earlier_ensembles_members(sim, tmp_path):
     out = tmp_path / "run"
     assert _train(sim, out, "--ensemble", "2") == 0
     assert (out / "members").is_dir()
-    assert _train(sim, out, "--overwrite") == 0
+    assert _train(sim, out, "--overwrite", "--ensemble", "1") == 0
     assert not (out / "members").exists() and KEY not in load_checkpoint(out / "best_model.pt")
 
 

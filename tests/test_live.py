@@ -28,7 +28,7 @@ def model(tmp_path_factory) -> Path:
     save_simulation(simulate(SimulationConfig(n=2, size=64, diameter=12, snr=0.5, seed=5)), root)
     out = root / "run"
     assert main(["train", "--images", str(root / "micrographs"), "--labels", str(root / "labels.star"),
-                 "--radius", "6", "--out", str(out), *TINY]) == 0
+                 "--radius", "6", "--out", str(out), *TINY, "--ensemble", "1"]) == 0
     return out / "best_model.pt"
 
 

@@ -28,7 +28,7 @@ def project(tmp_path_factory) -> Path:
     save_simulation(simulate(SimulationConfig(n=2, size=64, diameter=12, snr=0.5, seed=3)), root / "sim")
     (root / "mics").symlink_to(root / "sim" / "micrographs")
     assert main(["train", "--images", str(root / "mics"), "--labels", str(root / "sim" / "labels.star"),
-                 "--radius", "6", "--out", str(root / "run"), *TINY]) == 0
+                 "--radius", "6", "--out", str(root / "run"), *TINY, "--ensemble", "1"]) == 0
     return root
 
 

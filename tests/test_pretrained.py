@@ -65,7 +65,7 @@ def test_train_from_a_pretrained_checkpoint_through_the_cli(general, tmp_path, c
     out = tmp_path / "run"
     rc = main(["train", "--images", str(sim / "micrographs"), "--labels", str(sim / "labels.star"), "--radius", "6",
                "--out", str(out), "--pretrained", str(path), "--patch-size", "32", "--patches-per-epoch", "4",
-               "--batch-size", "4", "--epochs", "1", "--device", "cpu"])
+               "--batch-size", "4", "--epochs", "1", "--device", "cpu", "--ensemble", "1"])
     assert rc == 0
     assert "starting from" in capsys.readouterr().out
     ckpt = load_checkpoint(out / "model.pt")

@@ -75,7 +75,7 @@ def sim(tmp_path_factory) -> Path:
 def trained(sim, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("rel_run")
     rc = main(["train", "--images", str(sim / "micrographs"), "--labels", str(sim / "labels.star"), "--radius", "6",
-               "--out", str(out), *TINY])
+               "--out", str(out), *TINY, "--ensemble", "1"])
     assert rc == 0
     return out
 
@@ -105,7 +105,7 @@ def mic_dir(sim: Path, tmp_path: Path, name: str = "mics") -> Path:
 
 def train_argv(images, labels, out, *extra: str) -> list[str]:
     return ["train", "--images", str(images), "--labels", str(labels), "--radius", "6", "--out", str(out), *TINY,
-            *extra]
+            "--ensemble", "1", *extra]  # one network: these tests are about the run folder, not the ensemble
 
 
 def expect_train_error(capsys, old_run: Path, images, labels, *needles: str, extra=(), rc: int = 2) -> str:

@@ -99,7 +99,7 @@ def train_args(sim: Path, out: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [(), ("--ema-epochs", "1")], ids=["raw", "weight-average"])
+@pytest.mark.parametrize("extra", [(), ("--ensemble", "1", "--ema-epochs", "0")], ids=["defaults", "one-raw-network"])
 def test_train_killed_after_epoch_2_resumes_to_the_same_metrics(sim, tmp_path, extra):
     ref, out = tmp_path / "reference", tmp_path / "killed"
     run_to_end(train_args(sim, ref, *extra))
@@ -112,7 +112,7 @@ def test_train_killed_after_epoch_2_resumes_to_the_same_metrics(sim, tmp_path, e
     assert 2 <= ckpt["epoch"] < 4, "the kill must land before the last epoch for the test to mean anything"
     assert not (out / "train_summary.json").exists()
 
-    if extra:  # the model is the average; the raw weights (the resume point) differ from it
+    if not extra:  # the defaults: the model is the weight average; the raw weights (the resume point) differ
         assert ckpt["ema"]["steps"] == 4 * ckpt["epoch"]  # 16 patches of 4 a step
         assert any(not torch.equal(ckpt["train_weights"][k], v) for k, v in ckpt["model_state"].items())
     proc = run_to_end(train_args(sim, out, *extra, "--resume"))
@@ -122,6 +122,8 @@ def test_train_killed_after_epoch_2_resumes_to_the_same_metrics(sim, tmp_path, e
     assert load_checkpoint(out / "best_model.pt")["best_epoch"] == load_checkpoint(ref / "best_model.pt")["best_epoch"]
     summary, ref_summary = (json.loads((d / "train_summary.json").read_text()) for d in (out, ref))
     assert summary["pick_threshold"] == pytest.approx(ref_summary["pick_threshold"], abs=TOL)
+    # killed in the first network, resumed without --ensemble: the whole ensemble it was started as
+    assert summary.get("ensemble", {}).get("seeds") == ref_summary.get("ensemble", {}).get("seeds")
 
 
 def selftrain_args(sim: Path, out: Path, *extra: str) -> list[str]:

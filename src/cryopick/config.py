@@ -66,8 +66,10 @@ class TrainConfig:
     min_patches_per_epoch: int = 128
     eval_every: int = 1
     ema_epochs: float | None = None  # validate, keep and pick with a moving average of the weights over ~N epochs
+    # (0: off); None: the command's default (COMMAND_DEFAULTS)
     seed: int = 42
-    ensemble: int = 1  # train: networks with seeds seed, seed+1, ...; picking averages their maps (cryopick.ensemble)
+    ensemble: int | None = None  # networks with seeds seed, seed+1, ...; picking averages their maps (cryopick.ensemble);
+    # None: the command's default (COMMAND_DEFAULTS)
     device: str = "auto"
     num_workers: int = 0  # DataLoader worker processes (persistent across epochs when > 0)
     amp: bool | None = None  # mixed precision (bf16, else fp16 + GradScaler); None: on for CUDA, off for CPU
@@ -76,6 +78,23 @@ class TrainConfig:
     tile_size: int = 1024  # inference tiles for validation / prediction (a 1024 px micrograph in one piece)
     resume: bool = False
     init: str | None = None  # start weights: a checkpoint file, "general" (the shipped model), or None (from scratch)
+
+
+# TrainConfig options whose default depends on the command. ``train`` ships a seed ensemble of
+# weight-averaged networks: above one network on the validation micrographs of every benchmark
+# set (benchmarks/results/levers.md, "seed ensembles"); selftrain and compare train one network
+# per run, with the raw weights (the average lowered self-training on sparse labels).
+COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "train": {"ensemble": 3, "ema_epochs": 2.0},
+    "selftrain": {"ensemble": 1, "ema_epochs": 0.0},
+    "compare": {"ensemble": 1, "ema_epochs": 0.0},
+}
+
+
+def with_command_defaults(cfg: "RunConfig", command: str) -> "RunConfig":
+    """``cfg`` with the TrainConfig options left None set to ``command``'s defaults."""
+    unset = {k: v for k, v in COMMAND_DEFAULTS[command].items() if getattr(cfg.train, k) is None}
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **unset)) if unset else cfg
 
 
 @dataclass

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from . import runlayout as layout
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import CheckpointError, InputError
@@ -38,12 +40,28 @@ def member_dir(out: Path, seed: int) -> Path:
     return Path(out) / layout.MEMBERS / f"seed{seed}"
 
 
+def held_members(out: Path) -> int:
+    """How many networks the run in ``out`` holds (itself and its members' folders)."""
+    folder = Path(out) / layout.MEMBERS
+    return 1 + len([d for d in folder.glob("seed*") if d.is_dir()]) if folder.is_dir() else 1
+
+
+def started_size(out: Path) -> int:
+    """The ensemble size the run in ``out`` was started with (its ``config.yaml``; at least the
+    networks it holds): what ``--resume`` without ``--ensemble`` continues."""
+    try:
+        started = yaml.safe_load((Path(out) / layout.CONFIG).read_text())["train"]["ensemble"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        started = None
+    return max(started if isinstance(started, int) else 1, held_members(out))
+
+
 def check_resume(out: Path, n: int) -> None:
     """``--resume`` must not ask for fewer networks than the folder holds (its extra members
     would silently drop out of ``best_model.pt``); more is fine (the new members are trained, and
     a run killed before its last member resumes with the same ``--ensemble``)."""
     folder = Path(out) / layout.MEMBERS
-    held = 1 + len([d for d in folder.glob("seed*") if d.is_dir()]) if folder.is_dir() else 1
+    held = held_members(out)
     if held > n:
         raise InputError(f"{out}: holds an ensemble of {held} networks ({folder}); pass --ensemble {held} (or "
                          f"more) to resume it, or --overwrite to train {n} afresh")
@@ -89,9 +107,11 @@ def finish_ensemble(cfg, out: Path, seeds: list[int], calibrate: Callable[[list[
     best = Path(out) / layout.BEST_MODEL
     embed_members(best, [(s, member_dir(out, s) / layout.BEST_MODEL) for s in seeds])
     all_seeds = [cfg.train.seed, *seeds]
-    log(f"ensemble of {len(all_seeds)} networks (seeds {', '.join(map(str, all_seeds))}) in {best}; "
-        "threshold calibrated on their averaged map:")
+    log(f"ensemble of {len(all_seeds)} networks (seeds {', '.join(map(str, all_seeds))}) in {best}; their "
+        "averaged map:")
     calibration = calibrate([best])
+    if calibration is None:
+        log("no labelled validation micrographs to calibrate it on: picking falls back to threshold 0.5")
     return {"members": len(all_seeds), "seeds": all_seeds, "folders": [str(member_dir(out, s)) for s in seeds],
             "pick_threshold": calibration.threshold if calibration else None,
             "validation": calibration.scores if calibration else None}

@@ -13,11 +13,11 @@ import torch
 from . import distributed as ddist
 from . import runlayout as layout
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import DataConfig, RunConfig, TrainConfig, run_record, save_run_config
+from .config import DataConfig, RunConfig, TrainConfig, run_record, save_run_config, with_command_defaults
 from .data import LoadedData, Preprocessing, Sample, check_pixel_sizes, load_samples, split_train_val
 from .device import DeviceSettings, resolve_device, settings_for
 from .errors import CheckpointError, InputError
-from .ensemble import check_resume as check_ensemble_resume, finish_ensemble, train_members
+from .ensemble import check_resume as check_ensemble_resume, finish_ensemble, started_size, train_members
 from .io.atomic import ensure_out_dir, remove_stale_temps
 from .io.outdir import RUN_OUTPUTS, clear_outputs, matcher
 from .metrics import ParticleMetrics
@@ -190,8 +190,11 @@ def train_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None] = 
     ``overwrite``: remove an earlier run's files from ``out_dir`` once the inputs are read
     and the configuration resolved (so a bad input keeps the earlier run)."""
     out = ensure_out_dir(out_dir)
-    data = data or load_run_data(cfg, log)
     resuming = cfg.train.resume and (out / layout.MODEL).exists()
+    if resuming and cfg.train.ensemble is None:  # continue the run as it was started
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, ensemble=started_size(out)))
+    cfg = with_command_defaults(cfg, "train")
+    data = data or load_run_data(cfg, log)
     if cfg.train.resume and model is None:
         check_ensemble_resume(out, cfg.train.ensemble)
         cfg = check_resume_point(cfg, out / layout.MODEL)

@@ -46,7 +46,7 @@ from typing import Callable
 from . import distributed as ddist
 from . import runlayout as layout
 from .checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
-from .config import RunConfig, SelfTrainConfig, run_record, save_run_config
+from .config import RunConfig, SelfTrainConfig, run_record, save_run_config, with_command_defaults
 from .data import Sample
 from .errors import InputError
 from .io.atomic import ensure_out_dir
@@ -93,6 +93,7 @@ def check_selftrain_config(st: SelfTrainConfig) -> None:
 
 def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None] = print,
                   data: RunData | None = None) -> dict:
+    cfg = with_command_defaults(cfg, "selftrain")
     st = cfg.selftrain
     check_selftrain_config(st)
     out = ensure_out_dir(out_dir)

@@ -75,7 +75,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-every", type=int)
     g.add_argument("--ema-epochs", type=float,
                    help="validate, save and pick with a moving average of the weights over about this many epochs "
-                        "(0: the raw weights)")
+                        "(0: the raw weights; default 2 for train, 0 for selftrain and compare)")
     g.add_argument("--num-workers", type=int)
     g.add_argument("--amp", action=BOOL, default=None,
                    help="mixed precision on CUDA: bf16, or fp16 with loss scaling (default on for CUDA, off on CPU)")

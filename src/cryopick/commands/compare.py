@@ -43,9 +43,10 @@ def main(args):
     from ..compare import parse_seeds, parse_vary, run_comparison
     from ..errors import InputError
 
+    from ..config import with_command_defaults
     from ._checks import check_run_config
 
-    cfg = config_from_args(args)
+    cfg = with_command_defaults(config_from_args(args), "compare")
     check_run_config(cfg, selftrain=True)
     variation = parse_vary(args.vary)
     seeds = parse_seeds(args.seeds) if args.seeds else None

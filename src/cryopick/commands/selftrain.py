@@ -9,6 +9,7 @@ example:
   cryopick selftrain --images mics/ --labels sparse.star --radius 16 --out runs/st --iterations 3 --dynamic-thresholds
 """
 
+from ..config import with_command_defaults
 from ._checks import check_run_config
 from ._common import add_common, add_data_args, add_selftrain_args, add_train_args, config_from_args
 from ._outputs import add_overwrite, run_folder
@@ -44,7 +45,7 @@ def _read_then_clear(cfg, out):
 def main(args):
     from ..selftrain import closing_line, selftrain_run
 
-    cfg = config_from_args(args)
+    cfg = with_command_defaults(config_from_args(args), "selftrain")
     check_run_config(cfg, selftrain=True)
     with run_folder(args.out, "selftrain", bool(cfg.train.resume), args.overwrite) as out:
         data = _read_then_clear(cfg, out) if args.overwrite else None

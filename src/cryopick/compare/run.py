@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import RunConfig
+from ..config import RunConfig, with_command_defaults
 from ..device import DeviceSettings
 from ..errors import InputError
 from .fairness import check_only_differs, differing_keys, flatten, variant_configs, within
@@ -191,6 +191,7 @@ def run_comparison(base: RunConfig, variation: Variation, out_dir: str | Path, s
         raise InputError(f"--curve-every must be >= 1, got {curve_every}")
     if seeds is not None and variation.path == "train.seed":
         raise InputError("--vary seed and --seeds cannot be combined; vary one or the other")
+    base = with_command_defaults(base, "compare")
     seeds = list(seeds) if seeds else [base.train.seed]
     out = ensure_out_dir(out_dir)
     plan = _plan(base, variation, seeds)
