@@ -14,7 +14,7 @@ from cryopick.cli import main
 from cryopick.config import RunConfig, TrainConfig, with_command_defaults
 from cryopick.data import Preprocessing
 from cryopick.errors import CheckpointError
-from cryopick.ensemble import KEY, embed_members, member_states
+from cryopick.ensemble import KEY, embed_members, member_states, start_note
 from cryopick.models import build_model
 from cryopick.picking import Picker
 from cryopick.simulate import SimulationConfig, save_simulation, simulate
@@ -80,6 +80,12 @@ def test_train_ensemble_through_the_cli(sim, tmp_path, capsys):
     assert len(Picker.from_checkpoints([out / "best_model.pt"]).models) == 2
     assert main(["pick", "--model", str(out / "best_model.pt"), "--out", str(tmp_path / "picks"),
                  str(sim / "micrographs"), "--device", "cpu"]) == 0
+
+
+def test_a_run_started_from_an_ensemble_says_it_takes_the_first_network():
+    assert start_note({"model_state": {}, KEY: [{"seed": 43, "model_state": {}}, {"seed": 44, "model_state": {}}]}) \
+        == "; the first of its 3 networks (seed ensemble)"
+    assert start_note({"model_state": {}}) == ""
 
 
 def test_command_defaults_fill_only_what_is_unset():

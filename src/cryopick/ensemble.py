@@ -9,10 +9,11 @@ averages their probability maps, and the pick threshold is calibrated again on t
 validation micrographs with that averaged map. ``model.pt`` (what ``--resume`` continues)
 stays member 0's own; a resumed ensemble run resumes each member in turn.
 
-Why: a single small network's validation and test F1 move by +-0.01-0.02 from one seed to
-another (the few labelled micrographs of a real data set); on the test micrographs of every
-benchmark set the average of three maps is above the mean of its members
-(``benchmarks/results/levers.md``).
+Why (``train``'s default is 3, ``config.COMMAND_DEFAULTS``): a single small network's validation
+and test F1 move by +-0.01-0.02 from one seed to another (the few labelled micrographs of a real
+data set), and with one labelled micrograph a seed may start badly; the average of three maps is
+level with one network on validation on the full CryoPPP sets and above it elsewhere, and above
+its members' mean on the test micrographs of every benchmark set (``benchmarks/results/levers.md``).
 """
 
 from __future__ import annotations
@@ -70,6 +71,12 @@ def check_resume(out: Path, n: int) -> None:
 def member_states(ckpt: dict[str, Any]) -> list[dict[str, Any]]:
     """All members' weights of a checkpoint: its own first, then the embedded ones."""
     return [ckpt["model_state"], *(m["model_state"] for m in ckpt.get(KEY, []))]
+
+
+def start_note(ckpt: dict[str, Any]) -> str:
+    """What a run started from ``ckpt`` logs about an ensemble in it: it starts from member 0."""
+    n = len(member_states(ckpt))
+    return f"; the first of its {n} networks (seed ensemble)" if n > 1 else ""
 
 
 def embed_members(best: Path, members: list[tuple[int, Path]]) -> dict[str, Any]:

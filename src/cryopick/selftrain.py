@@ -47,6 +47,7 @@ from . import distributed as ddist
 from . import runlayout as layout
 from .checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import RunConfig, SelfTrainConfig, run_record, save_run_config, with_command_defaults
+from .ensemble import start_note
 from .data import Sample
 from .errors import InputError
 from .io.atomic import ensure_out_dir
@@ -128,7 +129,7 @@ def _supervised_phase(run: Run, init_ckpt: dict | None):
         model = model_from_checkpoint(init_ckpt, st.init)
         if run.main and not baseline.exists():
             save_checkpoint(make_checkpoint(model, run.data.prep, config=run.record, epoch=0, history=[]), baseline)
-        log(f"starting from {st.init}")
+        log(f"starting from {st.init}{start_note(init_ckpt)}")
     elif cfg.train.resume and baseline.exists():
         model = model_from_checkpoint(load_checkpoint(baseline), baseline)
         log(f"resuming: supervised phase already done ({baseline})")

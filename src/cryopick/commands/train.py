@@ -1,7 +1,7 @@
 """Train a U-Net or Attention U-Net on micrographs and particle labels.
 
-Writes OUT/best_model.pt (best validation F1; with --ensemble N it carries all N networks,
-the extra ones trained in OUT/members/), OUT/model.pt (last; --resume continues from it),
+Writes OUT/best_model.pt (by default three networks, each at its best validation epoch, the
+extra two trained in OUT/members/; --ensemble 1 for one), OUT/model.pt (last; --resume continues from it),
 OUT/metrics.json, OUT/config.yaml and OUT/train_summary.json. An OUT holding an earlier run
 needs --resume (continue it) or --overwrite (replace it).
 

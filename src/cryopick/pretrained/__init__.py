@@ -62,6 +62,7 @@ def initial_model(init: str | None, arch: str, base_features: int | None, log=pr
     if not init:
         return None
     from ..checkpoint import load_checkpoint, model_from_checkpoint
+    from ..ensemble import start_note
 
     path = resolve_checkpoint_path(init)
     ckpt = load_checkpoint(path, expect_arch=arch)
@@ -71,5 +72,6 @@ def initial_model(init: str | None, arch: str, base_features: int | None, log=pr
                          f"pass --base-features {width}, or --no-pretrained to start from scratch")
     model = model_from_checkpoint(ckpt, path)
     model.to(torch.float32)
-    log(f"starting from {'the general model' if init == GENERAL else init} ({path.name}, base width {width})")
+    log(f"starting from {'the general model' if init == GENERAL else init} ({path.name}, base width {width}"
+        f"{start_note(ckpt)})")
     return model
