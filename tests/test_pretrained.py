@@ -71,3 +71,23 @@ def test_train_from_a_pretrained_checkpoint_through_the_cli(general, tmp_path, c
     ckpt = load_checkpoint(out / "model.pt")
     assert ckpt["arch"]["base_features"] == 4  # the width came from the pretrained model
     assert ckpt["preprocessing"]["radius"] == 6.0  # the run's own particle size, not the nominal one
+
+
+def test_the_shipped_general_model_picks_an_unseen_simulated_micrograph(tmp_path, capsys):
+    from cryopick.metrics.particle import evaluate_picks
+    from cryopick.io.labels import read_labels
+    from cryopick.pretrained import general_path
+
+    info = load_checkpoint(general_path())["general"]
+    assert "cryoppp-10059" in info["sets"] and info["sim_variants"] == 6
+    sim = tmp_path / "sim"
+    save_simulation(simulate(SimulationConfig(n=1, size=384, diameter=28, snr=0.3, labelled_fraction=1.0,
+                                              seed=99)), sim)
+    out = tmp_path / "picks"
+    rc = main(["pick", "--model", "general", "--radius", "14", "--out", str(out), str(sim / "micrographs"),
+               "--device", "cpu"])
+    assert rc == 0
+    assert "the general model has not seen your data" in capsys.readouterr().out
+    picks = {k: v.xy for k, v in read_labels(out / "picks.star").items()}
+    truth = {k: v.xy for k, v in read_labels(sim / "labels.star").items()}
+    assert evaluate_picks(picks, truth, 14.0)[0].f1 > 0.6  # random weights pick nothing like this

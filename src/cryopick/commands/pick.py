@@ -95,6 +95,7 @@ def main(args):
     from ..io.outdir import PICK_OUTPUTS, is_rank0
     from ..pickfiles import EXTRA_PICK_OUTPUTS
     from ..picking import pick_to_files
+    from ..pretrained import GENERAL
     from ..device import resolve_device
 
     cfg = _config(args)
@@ -119,6 +120,10 @@ def main(args):
             else f"{summary['n_picks']} particles")
     print(f"picked {what} on {summary['n_micrographs']} micrographs (threshold {summary['threshold']:.3f}, "
           f"{summary['threshold_source']}; {summary['seconds_per_micrograph']:.2f} s/micrograph) -> {args.out}")
+    if GENERAL in args.model:
+        print("  note: the general model has not seen your data, so take these picks as a first look (on real sets "
+              "left out of its training it beat a blob picker on one of three); label a few micrographs and run "
+              "`cryopick train` for real picks")
     if getattr(args, "verbose", False) and summary.get("stage_seconds"):
         n = max(1, summary["n_micrographs"])
         print("  seconds per micrograph: " + ", ".join(f"{k} {v / n:.3f}" for k, v in summary["stage_seconds"].items())
