@@ -184,8 +184,25 @@ RUNNERS = {"cryopick": run_cryopick, "cryopick-supervised": run_cryopick,
 
 
 # ----------------------------------------------------------------------------- scoring
-def score(result: dict, d: dict) -> dict:
+def outside_crop_band(xy: np.ndarray, lines, radius: float) -> np.ndarray:
+    """Which of ``xy`` lie at least one radius from every crop line (``datasets.crop_lines``)."""
+    xy = np.asarray(xy).reshape(-1, 2)
+    keep = np.ones(len(xy), bool)
+    for axis, pos in lines:
+        keep &= np.abs(xy[:, axis] - pos) >= radius
+    return keep
+
+
+def score(result: dict, d: dict, crop_band: bool = False) -> dict:
+    """Validation AP / best F1, test AP / best F1, and test F1 at the validation's best threshold.
+    ``crop_band``: truth and picks within one radius of a line where the set cut a micrograph into
+    pieces (EMPIAR-10017) count for nobody; there a particle is whole in the micrograph, cut in the piece."""
     truth = {split: {k: v.xy for k, v in read_labels(d[f"{split}_labels"]).items()} for split in ("val", "test")}
+    if crop_band and d.get("crop_lines"):
+        lines, r = d["crop_lines"], d["radius"]
+        truth = {s: {k: v[outside_crop_band(v, lines.get(k, ()), r)] for k, v in t.items()} for s, t in truth.items()}
+        result = {"picks": {s: {k: tuple(np.asarray(a)[outside_crop_band(xy, lines.get(k, ()), r)] for a in (xy, sc))
+                                for k, (xy, sc) in per.items()} for s, per in result["picks"].items()}}
     val, _ = evaluate_picks(result["picks"]["val"], truth["val"], d["radius"])
     thr = val.best_threshold if val.best_threshold is not None else 0.0
     test_all, _ = evaluate_picks(result["picks"]["test"], truth["test"], d["radius"])

@@ -113,7 +113,17 @@ def make_10017(out: Path, quick: bool) -> dict:
         d[f"{name}_mics"], d[f"{name}_labels"] = out / name, out / f"{name}.star"
     d = _count(d)
     d["per_mic"] = float(d["n_train"])  # the labelled density (some particles are unlabelled)
+    d["crop_lines"] = {f"10017_{name}": crop_lines(piece, h, w) for name, piece in pieces.items()}
     return d
+
+
+def crop_lines(piece: tuple[int, int, int, int], h: int, w: int) -> list[tuple[int, float]]:
+    """The edges of a piece ``(y0, y1, x0, x1)`` of an h x w micrograph that are cuts through it,
+    not its own edges, as ``(axis, position)`` in the piece's xy pixels (axis 0: x, 1: y). A
+    particle on such a line is whole in the micrograph but cut in the piece."""
+    y0, y1, x0, x1 = piece
+    return ([(0, 0.0)] * (x0 > 0) + [(0, float(x1 - x0))] * (x1 < w)
+            + [(1, 0.0)] * (y0 > 0) + [(1, float(y1 - y0))] * (y1 < h))
 
 
 def _count(d: dict) -> dict:

@@ -9,6 +9,10 @@ frozen truth; row.json and benchmarks/results/peers_real.json are updated (timin
 With ``--edge-margin M`` every picker's picks closer than M particle radii to the
 micrograph's edge are dropped first (cryopick's ``pick --edge-margin`` rule, applied to the
 peers' cached picks too); those rows are tagged ``+edgeM`` and row.json is left alone.
+With ``--crop-band`` truth and picks within one radius of a line where the set cut its
+micrograph into pieces (EMPIAR-10017: train / validation quarters, test half) are left out
+of the score for every picker: a particle there is whole in the micrograph, so a picker that
+refuses picks cut by the edge (cryopick) is not charged for it; rows tagged ``+cropband``.
 
 usage: .venv/bin/python benchmarks/peers/rescore.py [--sets cryoppp-10059,...] [--edge-margin 1]
 """
@@ -84,6 +88,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default="")
     ap.add_argument("--pickers", default="", help="only these pickers (comma-separated)")
     ap.add_argument("--edge-margin", type=float, default=None, help="drop picks this many radii from the edge first")
+    ap.add_argument("--crop-band", action="store_true",
+                    help="truth and picks within one radius of a crop line (EMPIAR-10017's pieces) count for nobody")
     ap.add_argument("--results", default=str(HERE.parent / "results"))
     a = ap.parse_args(argv)
     root = Path(a.out)
@@ -110,8 +116,10 @@ def main(argv=None) -> int:
         if a.edge_margin is not None:
             picks = drop_edge_picks(picks, d, a.edge_margin)
             row = {**row, "tag": f"{row.get('tag', '')}+edge{a.edge_margin:g}", "edge_margin": a.edge_margin}
-        row.update(cp.score({"picks": picks}, d), rescored="greedy curve matching")
-        if a.edge_margin is None:
+        if a.crop_band:
+            row = {**row, "tag": f"{row.get('tag', '')}+cropband", "crop_band": True}
+        row.update(cp.score({"picks": picks}, d, crop_band=a.crop_band), rescored="greedy curve matching")
+        if a.edge_margin is None and not a.crop_band:
             row_path.write_text(json.dumps(row, indent=2))
         rows.append(row)
         print(f"{set_name:24} {row['picker']:20} {row.get('tag', ''):18} AP {row['AP']:.3f} best F1 "
