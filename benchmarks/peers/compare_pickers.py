@@ -193,16 +193,26 @@ def outside_crop_band(xy: np.ndarray, lines, radius: float) -> np.ndarray:
     return keep
 
 
+def _without_crop_band(truth: dict, result: dict, d: dict) -> tuple[dict, dict]:
+    """``truth`` and ``result``'s picks less those within one radius of the set's crop lines."""
+    lines, r = d["crop_lines"], d["radius"]
+    truth = {s: {k: v[outside_crop_band(v, lines.get(k, ()), r)] for k, v in t.items()} for s, t in truth.items()}
+    picks: dict = {}
+    for split, per in result["picks"].items():
+        picks[split] = {}
+        for name, (xy, scores) in per.items():
+            keep = outside_crop_band(xy, lines.get(name, ()), r)
+            picks[split][name] = (np.asarray(xy).reshape(-1, 2)[keep], np.asarray(scores)[keep])
+    return truth, {"picks": picks}
+
+
 def score(result: dict, d: dict, crop_band: bool = False) -> dict:
     """Validation AP / best F1, test AP / best F1, and test F1 at the validation's best threshold.
     ``crop_band``: truth and picks within one radius of a line where the set cut a micrograph into
     pieces (EMPIAR-10017) count for nobody; there a particle is whole in the micrograph, cut in the piece."""
     truth = {split: {k: v.xy for k, v in read_labels(d[f"{split}_labels"]).items()} for split in ("val", "test")}
     if crop_band and d.get("crop_lines"):
-        lines, r = d["crop_lines"], d["radius"]
-        truth = {s: {k: v[outside_crop_band(v, lines.get(k, ()), r)] for k, v in t.items()} for s, t in truth.items()}
-        result = {"picks": {s: {k: tuple(np.asarray(a)[outside_crop_band(xy, lines.get(k, ()), r)] for a in (xy, sc))
-                                for k, (xy, sc) in per.items()} for s, per in result["picks"].items()}}
+        truth, result = _without_crop_band(truth, result, d)
     val, _ = evaluate_picks(result["picks"]["val"], truth["val"], d["radius"])
     thr = val.best_threshold if val.best_threshold is not None else 0.0
     test_all, _ = evaluate_picks(result["picks"]["test"], truth["test"], d["radius"])
