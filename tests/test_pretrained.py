@@ -91,3 +91,29 @@ def test_the_shipped_general_model_picks_an_unseen_simulated_micrograph(tmp_path
     picks = {k: v.xy for k, v in read_labels(out / "picks.star").items()}
     truth = {k: v.xy for k, v in read_labels(sim / "labels.star").items()}
     assert evaluate_picks(picks, truth, 14.0)[0].f1 > 0.6  # random weights pick nothing like this
+
+
+def _selftrain_args(sim, out, *extra):
+    return ["selftrain", "--images", str(sim / "micrographs"), "--labels", str(sim / "labels.star"), "--radius", "6",
+            "--out", str(out), "--patch-size", "32", "--patches-per-epoch", "4", "--batch-size", "4", "--epochs", "1",
+            "--iterations", "1", "--retrain-epochs", "1", "--device", "cpu", *extra]
+
+
+def test_selftrain_starts_its_supervised_phase_from_a_pretrained_checkpoint(general, tmp_path, capsys):
+    path, _ = general
+    sim = tmp_path / "sim"
+    save_simulation(simulate(SimulationConfig(n=2, size=64, diameter=12, snr=0.5, seed=1)), sim)
+    out = tmp_path / "run"
+    assert main(_selftrain_args(sim, out, "--pretrained", str(path))) == 0
+    assert "starting from" in capsys.readouterr().out
+    assert load_checkpoint(out / "baseline_model.pt")["arch"]["base_features"] == 4  # not the default width
+
+
+def test_selftrain_refuses_init_and_pretrained_together(general, tmp_path, capsys):
+    path, _ = general
+    sim = tmp_path / "sim"
+    save_simulation(simulate(SimulationConfig(n=2, size=64, diameter=12, snr=0.5, seed=1)), sim)
+    assert main(_selftrain_args(sim, tmp_path / "run", "--pretrained", str(path), "--init", str(path))) != 0
+    err = capsys.readouterr().err
+    assert "--init" in err and "--pretrained" in err and "Traceback" not in err
+    assert not list((tmp_path / "run").rglob("*.pt"))  # refused before training

@@ -51,7 +51,7 @@ from .ensemble import start_note
 from .data import Sample
 from .errors import InputError
 from .io.atomic import ensure_out_dir
-from .pipeline import RunData, load_run_data, resolve, store_threshold
+from .pipeline import RunData, load_run_data, pretrained_start, resolve, store_threshold
 from .pseudo import (combine_labels, coverage, drop_labelled, missing_particles, particle_pseudo_labels,  # noqa: F401
                      positives_vs_unlabelled, pseudo_labels, rescale_probability, validate_thresholds)
 from .relabel import Orig, Run, relabel
@@ -97,12 +97,18 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
     cfg = with_command_defaults(cfg, "selftrain")
     st = cfg.selftrain
     check_selftrain_config(st)
+    if st.init and cfg.train.init:
+        raise InputError(f"--init {st.init} skips the supervised phase that --pretrained {cfg.train.init} would start: "
+                         "give one of them")
     out = ensure_out_dir(out_dir)
     hw, dist = setup_compute(cfg.train)  # once; handed to every fit
     if not dist.is_main:
         log = _quiet
     init_ckpt = load_checkpoint(st.init, expect_arch=cfg.model.arch) if st.init else None  # before writing anything
     data = data or load_run_data(cfg, log)
+    start = None  # the supervised phase's starting weights (--pretrained), unless it is skipped
+    if not st.init and not (cfg.train.resume and (out / layout.BASELINE_MODEL).exists()):
+        start, cfg = pretrained_start(cfg, log)
     cfg = resolve(cfg, data, hw)
     if dist.is_main:
         save_run_config(cfg, out)
@@ -110,7 +116,7 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
     summary: dict = {**layout.summary_header("selftrain", None, None), "config": run.record, "iterations": [],
                      "warnings": []}
 
-    model = _supervised_phase(run, init_ckpt)
+    model = _supervised_phase(run, init_ckpt, start)
     summary["baseline"], summary["baseline_particles"] = _val_metrics(run, model)
     teachers = [copy.deepcopy(model)]  # fit trains the model in place: the ensemble keeps copies
     for k in range(1, st.iterations + 1):
@@ -121,8 +127,9 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
     return summary
 
 
-def _supervised_phase(run: Run, init_ckpt: dict | None):
-    """Phase 1: the supervised model (or the given / resumed one), saved as baseline_model.pt."""
+def _supervised_phase(run: Run, init_ckpt: dict | None, start=None):
+    """Phase 1: the supervised model (trained from ``start``'s weights when given, else from
+    scratch; or the given / resumed one), saved as baseline_model.pt."""
     cfg, out, st, log = run.cfg, run.out, run.cfg.selftrain, run.log
     baseline = out / layout.BASELINE_MODEL
     if st.init:
@@ -135,8 +142,8 @@ def _supervised_phase(run: Run, init_ckpt: dict | None):
         log(f"resuming: supervised phase already done ({baseline})")
     else:
         log("phase 1: supervised training")
-        fit(run.data.train, run.data.val, run.data.prep, cfg.model, cfg.train, out / layout.SUPERVISED, run_config=run.record,
-            log=log, hw=run.hw, dist=run.dist)
+        fit(run.data.train, run.data.val, run.data.prep, cfg.model, cfg.train, out / layout.SUPERVISED, model=start,
+            run_config=run.record, log=log, hw=run.hw, dist=run.dist)
         if run.main:
             save_checkpoint(load_checkpoint(out / layout.SUPERVISED / layout.BEST_MODEL), baseline)
             store_threshold([baseline], run.data.val, cfg, log, run.device)  # so the baseline picks at its own calibrated threshold
