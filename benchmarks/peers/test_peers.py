@@ -157,3 +157,19 @@ def test_few_label_set_variants(tmp_path):
     assert sorted(read_labels(lab["train_labels"])) == kept and lab["per_mic"] == few["per_mic"]
     with pytest.raises(SystemExit):
         datasets.few_micrographs(d, tmp_path / "bad", 4)
+
+
+def test_agreement_splits_truth_and_false_picks_by_who_found_them():
+    from agreement import split_truth
+
+    truth = np.array([[10.0, 10.0], [50.0, 10.0], [90.0, 10.0], [130.0, 10.0]])
+    a = np.array([[11.0, 10.0], [51.0, 11.0], [200.0, 200.0], [300.0, 10.0]])  # hits 0, 1; two false
+    b = np.array([[10.0, 12.0], [89.0, 10.0], [202.0, 199.0]])  # hits 0, 2; one false, shared with a's
+    p = split_truth(truth, a, b, radius=5.0)
+    assert p["both"].tolist() == [True, False, False, False]
+    assert p["a_only"].tolist() == [False, True, False, False]
+    assert p["b_only"].tolist() == [False, False, True, False]
+    assert p["neither"].tolist() == [False, False, False, True]
+    assert p["false_a"].tolist() == [False, False, True, True]
+    assert p["false_b"].tolist() == [False, False, True]
+    assert p["false_shared_a"].tolist() == [False, False, True, False]
