@@ -54,8 +54,9 @@ def test_initial_model_checks_the_width(general):
     assert initial_model(None, "unet", None) is None
     start = initial_model(str(path), "unet", None, log=lambda m: None)
     assert start.architecture()["base_features"] == 4
-    with pytest.raises(InputError, match="--base-features 4"):
+    with pytest.raises(InputError, match="--base-features 4") as err:
         initial_model(str(path), "unet", 8)
+    assert "leave out --pretrained" in str(err.value)  # a flag that exists
 
 
 def test_train_from_a_pretrained_checkpoint_through_the_cli(general, tmp_path, capsys):

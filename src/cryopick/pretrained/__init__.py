@@ -1,11 +1,11 @@
-"""The general model shipped inside the package (``--model general``, ``--init general``).
+"""The general model shipped inside the package (``--model general``, ``--pretrained general``).
 
 ``general.pt`` is a U-Net trained on real CryoPPP / EMPIAR micrographs and simulated
 ones, each downsampled by cryopick's automatic rule (particles 16-32 px across when it was built);
 ``benchmarks/build_general_model.py`` rebuilds it. Its weights are stored in float16
 (half the size); they load into float32 models. It carries no particle size of its own
 (:data:`GENERAL_PREP` is nominal): picking with it needs ``--radius``, and training from
-it (``--init general``) uses the radius of the run.
+it (``--pretrained general``) uses the radius of the run.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def initial_model(init: str | None, arch: str, base_features: int | None, log=pr
     ckpt = load_checkpoint(path, expect_arch=arch)
     width = ckpt["arch"].get("base_features")
     if base_features is not None and base_features != width:
-        raise InputError(f"--init {init}: its base width is {width}, the run asks for --base-features {base_features}; "
-                         f"pass --base-features {width}, or --no-pretrained to start from scratch")
+        raise InputError(f"--pretrained {init}: its base width is {width}, the run asks for --base-features "
+                         f"{base_features}; pass --base-features {width}, or leave out --pretrained to start from scratch")
     model = model_from_checkpoint(ckpt, path)
     model.to(torch.float32)
     log(f"starting from {'the general model' if init == GENERAL else init} ({path.name}, base width {width}"
