@@ -106,8 +106,8 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
         log = _quiet
     init_ckpt = load_checkpoint(st.init, expect_arch=cfg.model.arch) if st.init else None  # before writing anything
     data = data or load_run_data(cfg, log)
-    start = None  # the supervised phase's starting weights (--pretrained), unless it is skipped
-    if not st.init and not (cfg.train.resume and (out / layout.BASELINE_MODEL).exists()):
+    start = None  # the supervised phase's starting weights (--pretrained), when it is trained
+    if _trains_supervised(cfg, out):
         start, cfg = pretrained_start(cfg, log)
     cfg = resolve(cfg, data, hw)
     if dist.is_main:
@@ -127,6 +127,11 @@ def selftrain_run(cfg: RunConfig, out_dir: str | Path, log: Callable[[str], None
     return summary
 
 
+def _trains_supervised(cfg: RunConfig, out: Path) -> bool:
+    """Whether phase 1 trains a model: not with ``--init`` (given) nor on a resume past it."""
+    return not cfg.selftrain.init and not (cfg.train.resume and (out / layout.BASELINE_MODEL).exists())
+
+
 def _supervised_phase(run: Run, init_ckpt: dict | None, start=None):
     """Phase 1: the supervised model (trained from ``start``'s weights when given, else from
     scratch; or the given / resumed one), saved as baseline_model.pt."""
@@ -137,7 +142,7 @@ def _supervised_phase(run: Run, init_ckpt: dict | None, start=None):
         if run.main and not baseline.exists():
             save_checkpoint(make_checkpoint(model, run.data.prep, config=run.record, epoch=0, history=[]), baseline)
         log(f"starting from {st.init}{start_note(init_ckpt)}")
-    elif cfg.train.resume and baseline.exists():
+    elif not _trains_supervised(cfg, out):
         model = model_from_checkpoint(load_checkpoint(baseline), baseline)
         log(f"resuming: supervised phase already done ({baseline})")
     else:
