@@ -5,7 +5,8 @@ schedule, evaluates pixel metrics on whole validation micrographs every
 ``eval_every`` epochs, and writes into ``out_dir`` (names: :mod:`cryopick.runlayout`)
 ``model.pt`` every epoch (the resume point: model, optimizer, scheduler, epoch),
 ``best_model.pt`` at the best validation particle AP (pixel F1 when the validation labels
-are masks without coordinates, the last epoch without validation) and ``metrics.json``.
+are masks without coordinates, the last epoch without validation) and ``metrics.json``;
+with ``patience`` it stops once validation has not improved for that many epochs.
 
 A run is a pure function of its config and seed: the patch plan and the augmentation
 of epoch e are drawn from (seed, e), so ``resume=True`` after a kill replays the
@@ -219,6 +220,8 @@ def fit(train: list[Sample], val: list[Sample], prep: Preprocessing, model_cfg: 
     times = []
     try:
         for epoch in range(run.start, run.epochs + 1):
+            if run.stalled(epoch - 1, bool(val)):
+                break
             times.append(run.train_epoch(train_model, epoch))
             improved = run.validate_epoch(val, epoch, times[-1])
             if dist.is_main:  # one writer; the others wait at the barrier so no rank reads a file before it exists
@@ -356,6 +359,16 @@ class _Fit:
         if not val:
             self.best_epoch, improved = epoch, True
         return improved
+
+    def stalled(self, done: int, validated: bool) -> bool:
+        """Whether ``cfg.patience`` epochs have passed since the best one (checked before each epoch: a resumed
+        run that had stopped stops again at once)."""
+        patience = self.cfg.patience or 0
+        if not (patience and validated and self.best_epoch is not None and done - self.best_epoch >= patience):
+            return False
+        self.log(f"{self.prefix}stopping after epoch {done}: validation has not improved for {done - self.best_epoch} "
+                 f"epochs (best epoch {self.best_epoch}; --patience {patience}, 0 trains every epoch)")
+        return True
 
     def save(self, epoch: int, improved: bool) -> None:
         """``{prefix}model.pt`` (and ``{prefix}best_model.pt`` when ``improved``) and the history."""

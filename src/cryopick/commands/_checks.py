@@ -67,6 +67,7 @@ _RUN_RULES = [
     ("train", "positive_share", "--positive-share", "probability"), ("train", "patch_size", "--patch-size", "tile"),
     ("train", "patches_per_epoch", "--patches-per-epoch", "count"), ("train", "eval_every", "--eval-every", "count"),
     ("train", "ema_epochs", "--ema-epochs", "nonnegative"), ("train", "ensemble", "--ensemble", "count"),
+    ("train", "patience", "--patience", "count0"),
     ("train", "seed", "--seed", "seed"), ("train", "num_workers", "--num-workers", "count0"),
     ("train", "tile_size", None, "tile"),
     ("selftrain", "iterations", "--iterations", "count0"), ("selftrain", "retrain_epochs", "--retrain-epochs", "count"),

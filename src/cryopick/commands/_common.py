@@ -76,6 +76,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ema-epochs", type=float,
                    help="validate, save and pick with a moving average of the weights over about this many epochs "
                         "(0: the raw weights; default 2 for train, 0 for selftrain and compare)")
+    g.add_argument("--patience", type=int,
+                   help="stop a network once validation particle AP has not improved for this many epochs; the best "
+                        "epoch is kept (0: train every epoch; default 8 for train, 0 for selftrain and compare)")
     g.add_argument("--num-workers", type=int)
     g.add_argument("--amp", action=BOOL, default=None,
                    help="mixed precision on CUDA: bf16, or fp16 with loss scaling (default on for CUDA, off on CPU)")
@@ -129,7 +132,7 @@ FLAG_MAP = {
     "seed": ("train", "seed"), "device": ("train", "device"), "ensemble": ("train", "ensemble"),
     **{k: ("train", k) for k in ["patch_size", "patches_per_epoch", "epochs", "batch_size", "lr", "weight_decay",
                                  "scheduler", "t0", "t_mult", "eta_min", "loss", "focal_weight", "dice_weight",
-                                 "augment", "balanced_sampling", "positive_share", "eval_every", "ema_epochs", "num_workers", "pu_prior",
+                                 "augment", "balanced_sampling", "positive_share", "eval_every", "ema_epochs", "patience", "num_workers", "pu_prior",
                                  "amp", "channels_last", "compile", "resume"]},
     **{k: ("selftrain", k) for k in ["iterations", "retrain_epochs", "positive_threshold", "negative_threshold",
                                      "dynamic_thresholds", "init", "rescale", "select_final", "pseudo_labels",
