@@ -6,6 +6,8 @@ where the run must stop, is known in advance; the network itself trains for real
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -89,4 +91,14 @@ def test_a_stopped_run_resumed_does_not_train_on(tmp_path, scripted):
 def test_command_defaults():
     assert with_command_defaults(RunConfig(), "train").train.patience == 8
     assert with_command_defaults(RunConfig(), "compare").train.patience == 0
-    assert with_command_defaults(RunConfig(), "selftrain").train.patience == 0
+    assert with_command_defaults(RunConfig(), "selftrain").train.patience == 8
+
+
+def test_selftrain_iterations_stop_early_only_when_they_hand_on_their_best_epoch():
+    from cryopick.config import SelfTrainConfig
+    from cryopick.selftrain import iteration_train_config
+
+    cfg = with_command_defaults(RunConfig(), "selftrain")
+    assert iteration_train_config(cfg, 1, "pu", 0.1).patience == 8
+    last = dataclasses.replace(cfg, selftrain=SelfTrainConfig(iteration_model="last"))
+    assert iteration_train_config(last, 1, "pu", 0.1).patience == 0

@@ -46,7 +46,7 @@ from typing import Callable
 from . import distributed as ddist
 from . import runlayout as layout
 from .checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
-from .config import RunConfig, SelfTrainConfig, run_record, save_run_config, with_command_defaults
+from .config import RunConfig, SelfTrainConfig, TrainConfig, run_record, save_run_config, with_command_defaults
 from .ensemble import start_note
 from .data import Sample
 from .errors import InputError
@@ -185,8 +185,7 @@ def _iteration(run: Run, k: int, model, teachers: list, summary: dict):
         + (f"  pseudo-particles {stats['pseudo_particles']} of {stats['wanted_particles']} wanted"
            if st.pseudo_labels == "particles" else ""))
     prior = _retrain_prior(run, loss)
-    train_cfg = dataclasses.replace(cfg.train, seed=cfg.train.seed + k, loss=loss, pu_prior=prior,
-                                    lr=st.retrain_lr or RETRAIN_LR_SCALE * cfg.train.lr)
+    train_cfg = iteration_train_config(cfg, k, loss, prior)
     folder = run.out / layout.iteration_dir(k)
     result = fit(run.data.train, run.data.val, run.data.prep, cfg.model, train_cfg, folder, model=model,
                  epochs=st.retrain_epochs, run_config=run.record, log=lambda m: log("  " + m), hw=run.hw, dist=run.dist)
@@ -209,6 +208,15 @@ def _iteration(run: Run, k: int, model, teachers: list, summary: dict):
         save_checkpoint(ckpt, it_path)
         layout.write_summary(run.out, summary)
     return model
+
+
+def iteration_train_config(cfg: RunConfig, k: int, loss: str, prior: float | None) -> TrainConfig:
+    """Iteration ``k``'s training settings: its own seed, loss, prior and learning rate; early
+    stopping only where the best epoch is handed on (a stopped run's last epoch is not the full run's)."""
+    st = cfg.selftrain
+    return dataclasses.replace(cfg.train, seed=cfg.train.seed + k, loss=loss, pu_prior=prior,
+                               lr=st.retrain_lr or RETRAIN_LR_SCALE * cfg.train.lr,
+                               patience=cfg.train.patience if st.iteration_model == "best" else 0)
 
 
 def retrain_loss(cfg: RunConfig) -> str:
