@@ -17,12 +17,15 @@ import argparse
 import json
 from pathlib import Path
 
+from cryopick.train import patience_spent
+
 
 def replay(ap: list[float], patience: int) -> tuple[int, int]:
-    """(epochs trained, best epoch kept), 1-based, for validation APs ``ap`` of epochs 1, 2, ..."""
-    best, best_epoch = float("-inf"), 0
+    """(epochs trained, best epoch kept), 1-based, for validation APs ``ap`` of epochs 1, 2, ...,
+    with the rule ``cryopick.train.fit`` applies before each epoch."""
+    best, best_epoch = float("-inf"), None
     for epoch, value in enumerate(ap, start=1):
-        if patience and epoch - 1 - best_epoch >= patience and best_epoch:
+        if patience_spent(epoch - 1, best_epoch, patience):
             return epoch - 1, best_epoch
         if value > best:
             best, best_epoch = value, epoch

@@ -361,10 +361,8 @@ class _Fit:
         return improved
 
     def stalled(self, done: int, validated: bool) -> bool:
-        """Whether ``cfg.patience`` epochs have passed since the best one (checked before each epoch: a resumed
-        run that had stopped stops again at once)."""
-        patience = self.cfg.patience or 0
-        if not (patience and validated and self.best_epoch is not None and done - self.best_epoch >= patience):
+        """:func:`patience_spent`, logged; checked before each epoch, so a stopped run resumed stops at once."""
+        if not (validated and patience_spent(done, self.best_epoch, patience := self.cfg.patience or 0)):
             return False
         self.log(f"{self.prefix}stopping after epoch {done}: validation has not improved for {done - self.best_epoch} "
                  f"epochs (best epoch {self.best_epoch}; --patience {patience}, 0 trains every epoch)")
@@ -382,6 +380,11 @@ class _Fit:
             save_checkpoint(ckpt, self.out / f"{self.prefix}{layout.BEST_MODEL}")
         save_checkpoint(ckpt, self.last_path)
         layout.write_history(self.out, self.history, self.prefix)
+
+
+def patience_spent(done: int, best_epoch: int | None, patience: int) -> bool:
+    """Early stopping: whether ``patience`` (> 0) epochs have passed since ``best_epoch`` after ``done``."""
+    return bool(patience) and best_epoch is not None and done - best_epoch >= patience
 
 
 def _no_buffer_sync() -> dict:

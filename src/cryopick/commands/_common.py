@@ -77,9 +77,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="validate, save and pick with a moving average of the weights over about this many epochs "
                         "(0: the raw weights; default 2 for train, 0 for selftrain and compare)")
     g.add_argument("--patience", type=int,
-                   help="stop a network once validation particle AP has not improved for this many epochs; the best "
-                        "epoch is kept (0: train every epoch; default 8, 0 for compare; selftrain's iterations only with "
-                        "--iteration-model best)")
+                   help="stop a network once validation (particle AP; pixel F1 for mask labels) has not improved "
+                        "for this many epochs; the best epoch is kept (0: train every epoch; default 8, 0 for "
+                        "compare; selftrain's iterations only with --iteration-model best)")
     g.add_argument("--num-workers", type=int)
     g.add_argument("--amp", action=BOOL, default=None,
                    help="mixed precision on CUDA: bf16, or fp16 with loss scaling (default on for CUDA, off on CPU)")
