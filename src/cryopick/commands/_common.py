@@ -42,7 +42,9 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g.add_argument("--split-touching", type=float, metavar="WIDTH",
                    help="cut a background line WIDTH x the target radius wide between overlapping target disks, so "
                         "crowded particles closer than two target radii stay two (default 0: off)")
-    g.add_argument("--val-fraction", type=float)
+    g.add_argument("--val-fraction", type=float,
+                   help="share of the labelled micrographs held out for validation when no --val-images are given "
+                        "(default 0.2; at least one when two or more are labelled)")
     g.add_argument("--particles-per-micrograph", type=float,
                    help="expected particles per micrograph (as Topaz's -n); turns on positive-unlabelled learning "
                         "for sparse labels")
