@@ -33,10 +33,9 @@ from datasets import make_set  # noqa: E402
 
 from cryopick.cli import main as cryopick  # noqa: E402
 from cryopick.config import PickConfig  # noqa: E402
-from cryopick.io import find_micrographs, read_labels, read_micrograph, write_labels  # noqa: E402
+from cryopick.io import find_micrographs, read_labels, write_labels  # noqa: E402
 from cryopick.metrics import evaluate_picks  # noqa: E402
 from cryopick.picking import Picker  # noqa: E402
-from cryopick.preprocess import preprocess, to_original  # noqa: E402
 
 RESULTS = HERE.parent / "results" / "user_scenario.json"
 
@@ -56,12 +55,9 @@ def labelled_folder(d: dict, out: Path) -> tuple[Path, Path]:
 
 
 def picks_of(picker: Picker, folder: Path) -> dict:
-    out = {}
-    for p in find_micrographs([str(folder)]):
-        xy, scores = picker.peaks(picker.probability(preprocess(read_micrograph(p).image, picker.prep.downsample,
-                                                                picker.prep.normalize)))
-        out[p.stem] = (to_original(xy, picker.prep.downsample) if len(xy) else xy.reshape(0, 2), scores)
-    return out
+    """Every candidate (all scores) of each micrograph in ``folder``, in micrograph px."""
+    picks = [picker.pick_file(p, all_candidates=True) for p in find_micrographs([str(folder)])]
+    return {k.name: (k.xy, k.scores) for k in picks}
 
 
 def main(argv=None) -> int:
