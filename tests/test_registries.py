@@ -12,6 +12,7 @@ from cryopick.cli import build_parser
 from cryopick.compare import CHOICES, UNMEASURED, parse_vary
 from cryopick.config import PICK_SCORES, TrainConfig
 from cryopick.errors import InputError
+from cryopick.io.formats import FORMATS
 from cryopick.models import ARCHITECTURES, build_model
 
 
@@ -27,6 +28,24 @@ def test_cli_choices_come_from_the_registries(command):
     assert c["normalize"] == tuple(preprocess.NORMALIZATIONS) and c["scheduler"] == tuple(schedulers.SCHEDULERS)
     if command != "train":
         assert c["retrain_loss"] == losses.LOSS_CHOICES
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    return next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+@pytest.mark.parametrize("command", sorted(_subparsers()))
+def test_every_flag_has_help(command):
+    missing = [a.option_strings[-1] for a in _subparsers()[command]._actions if a.option_strings and not a.help]
+    assert not missing, f"cryopick {command}: flags without help text: {missing}"
+
+
+def test_help_quotes_the_config_defaults():
+    flags = {a.dest: a.help for a in _subparsers()["train"]._actions}
+    cfg = TrainConfig()
+    assert f"(default {cfg.lr:g})" in flags["lr"] and f"(default {cfg.weight_decay:g})" in flags["weight_decay"]
+    assert f"(default {cfg.batch_size})" in flags["batch_size"]
+    assert _choices("evaluate")["label_format"] == _choices("prepare")["label_format"] == tuple(FORMATS)
 
 
 def test_pick_score_choices():

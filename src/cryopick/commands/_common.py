@@ -9,7 +9,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig, load_config
+from ..config import RunConfig, TrainConfig, load_config
 from ..errors import InputError
 from ..io.formats import FORMAT_HELP, FORMATS
 from ..losses import LOSS_CHOICES, LOSS_HELP
@@ -18,6 +18,7 @@ from ..preprocess import NORMALIZATIONS, NORMALIZE_HELP
 from ..schedulers import SCHEDULER_HELP, SCHEDULERS
 
 BOOL = argparse.BooleanOptionalAction
+_T = TrainConfig()  # the defaults quoted in the help texts
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -32,7 +33,7 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="micrograph files, directories or globs (MRC/TIFF/PNG/JPG), or a zarr dataset directory")
     g.add_argument("--labels", metavar="LABELS", help="label file or directory (STAR, CryoPPP CSV, .box, Topaz TSV, JSON, mask images)")
     g.add_argument("--val-images", nargs="+", metavar="MICS", help="validation micrographs (default: hold out a share)")
-    g.add_argument("--val-labels", metavar="LABELS")
+    g.add_argument("--val-labels", metavar="LABELS", help="labels of --val-images (same formats as --labels)")
     g.add_argument("--label-format", choices=list(FORMATS), help=f"label file format (default: guessed per file): {FORMAT_HELP}")
     g.add_argument("--radius", type=float, help="particle radius in original micrograph pixels (default: half the labels' diameter)")
     g.add_argument("--downsample", type=float, help="downsampling factor (default: auto, the smallest integer that brings particles to <= 40 px)")
@@ -55,26 +56,29 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--arch", choices=list(ARCHITECTURES), help=f"network (default unet): {ARCH_HELP}")
     g.add_argument("--base-features", type=int, help="base width (default 64 on CUDA as in the seeds, 16 on CPU)")
     g.add_argument("--patch-size", type=int, help="training patch side in px (default 256 on CUDA, 128 on CPU)")
-    g.add_argument("--patches-per-epoch", type=int)
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--lr", type=float)
-    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--patches-per-epoch", type=int,
+                   help=f"training patches per epoch (default: enough to cover the training area once, at least "
+                        f"{_T.min_patches_per_epoch})")
+    g.add_argument("--epochs", type=int, help=f"most epochs per network (default {_T.epochs}; see --patience)")
+    g.add_argument("--batch-size", type=int, help=f"patches per optimizer step (default {_T.batch_size})")
+    g.add_argument("--lr", type=float, help=f"peak AdamW learning rate (default {_T.lr:g})")
+    g.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default {_T.weight_decay:g})")
     g.add_argument("--scheduler", choices=list(SCHEDULERS),
                    help=f"learning-rate schedule (default cosine): {SCHEDULER_HELP}")
     g.add_argument("--t0", type=int, help="warm restarts: first period in epochs (default 10)")
-    g.add_argument("--t-mult", type=int)
-    g.add_argument("--eta-min", type=float)
+    g.add_argument("--t-mult", type=int, help=f"warm restarts: period growth factor (default {_T.t_mult})")
+    g.add_argument("--eta-min", type=float, help=f"learning rate at the end of a cosine period (default {_T.eta_min:g})")
     g.add_argument("--loss", choices=list(LOSS_CHOICES),
                    help="auto (default): pu (positive-unlabelled) when --particles-per-micrograph is given, else "
                         f"combined; {LOSS_HELP}")
     g.add_argument("--pu-prior", type=float, help="pu loss: share of unlabelled pixels that are particle (default: estimated)")
-    g.add_argument("--focal-weight", type=float)
-    g.add_argument("--dice-weight", type=float)
+    g.add_argument("--focal-weight", type=float, help=f"combined loss: weight of the focal term (default {_T.focal_weight:g})")
+    g.add_argument("--dice-weight", type=float, help=f"combined loss: weight of the Dice term (default {_T.dice_weight:g})")
     g.add_argument("--augment", action=BOOL, default=None, help="CryoEM augmentation (default on)")
     g.add_argument("--balanced-sampling", action=BOOL, default=None, help="batches hold a set share of patches with particles")
-    g.add_argument("--positive-share", type=float)
-    g.add_argument("--eval-every", type=int)
+    g.add_argument("--positive-share", type=float,
+                   help=f"balanced sampling: share of patches that hold a particle (default {_T.positive_share:g})")
+    g.add_argument("--eval-every", type=int, help=f"validate every N epochs (default {_T.eval_every})")
     g.add_argument("--ema-epochs", type=float,
                    help="validate, save and pick with a moving average of the weights over about this many epochs "
                         "(0: the raw weights; default 2 for train, 0 for selftrain and compare)")
@@ -82,7 +86,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="stop a network once validation (particle AP; pixel F1 for mask labels) has not improved "
                         "for this many epochs; the best epoch is kept (0: train every epoch; default 8, 0 for "
                         "compare; selftrain's iterations only with --iteration-model best)")
-    g.add_argument("--num-workers", type=int)
+    g.add_argument("--num-workers", type=int, help=f"data-loading worker processes (default {_T.num_workers}: in the main process)")
     g.add_argument("--amp", action=BOOL, default=None,
                    help="mixed precision on CUDA: bf16, or fp16 with loss scaling (default on for CUDA, off on CPU)")
     g.add_argument("--channels-last", action=BOOL, default=None, help="NHWC memory format (default on for CUDA)")

@@ -11,8 +11,8 @@ example:
 def add_args(p):
     p.add_argument("--out", default="demo_out", help="output directory (default demo_out)")
     p.add_argument("--quick", action="store_true", help="tiny settings (seconds), for smoke tests")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 42)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
     p.add_argument("--config", help="YAML with DemoSettings fields (n_train, size, epochs, ...)")
 
 

@@ -28,7 +28,7 @@ FORMATS = list(OUTPUT_NAMES)  # the label formats and relion
 def add_args(p):
     p.add_argument("mics", nargs="*", metavar="MICS", help="micrograph files, folders or globs (not with --watch)")
     p.add_argument("--model", required=True, action="append", help="checkpoint (repeat for an ensemble)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output directory for the coordinate files")
     p.add_argument("--threshold", type=float, help="score threshold (default: the checkpoint's calibrated one, else 0.5)")
     p.add_argument("--format", action="append", choices=FORMATS,
                    help="output format, repeatable (default star); relion: <stem>_autopick.star + autopick.star")

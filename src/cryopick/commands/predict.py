@@ -15,9 +15,9 @@ from ._outputs import add_overwrite, output_folder
 def add_args(p):
     p.add_argument("mics", nargs="+", metavar="MICS")
     p.add_argument("--model", required=True, action="append", help="checkpoint (repeat for an ensemble)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output directory for the probability maps")
     p.add_argument("--threshold", type=float, default=None, help="also write a binary mask at this probability")
-    p.add_argument("--format", choices=["mrc", "png"], default="mrc")
+    p.add_argument("--format", choices=["mrc", "png"], default="mrc", help="map file format (default mrc)")
     p.add_argument("--batch-size", type=int, default=1, help="tiles per forward pass (default 1)")
     add_overwrite(p, "earlier maps")
     add_common(p)

@@ -9,16 +9,18 @@ example:
 
 from ._checks import check_value
 from ._common import add_common
+from ..io.formats import FORMAT_HELP, FORMATS
 
 
 def add_args(p):
-    p.add_argument("--images", nargs="+", required=True, metavar="MICS")
-    p.add_argument("--labels", required=True, metavar="LABELS")
-    p.add_argument("--out", required=True)
+    p.add_argument("--images", nargs="+", required=True, metavar="MICS", help="micrograph files, directories or globs")
+    p.add_argument("--labels", required=True, metavar="LABELS", help="label file or directory")
+    p.add_argument("--out", required=True, help="output directory (preprocessed micrographs and targets)")
     p.add_argument("--radius", type=float, help="particle radius, original px (default: from the labels)")
     p.add_argument("--downsample", type=float, help="downsampling factor (default auto)")
-    p.add_argument("--normalize", choices=["robust", "zscore", "none"], default="robust")
-    p.add_argument("--label-format")
+    p.add_argument("--normalize", choices=["robust", "zscore", "none"], default="robust",
+                   help="micrograph normalisation (default robust)")
+    p.add_argument("--label-format", choices=list(FORMATS), help=f"label file format (default: guessed per file): {FORMAT_HELP}")
     add_common(p)
 
 

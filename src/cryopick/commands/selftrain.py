@@ -19,7 +19,7 @@ def add_args(p):
     add_data_args(p)
     add_train_args(p)
     add_selftrain_args(p)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="run directory")
     add_overwrite(p, "an earlier run")
     add_common(p)
 

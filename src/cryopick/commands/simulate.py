@@ -9,7 +9,7 @@ example:
 
 
 def add_args(p):
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output directory (micrographs, labels.star, masks)")
     p.add_argument("--n", type=int, default=8, help="number of micrographs")
     p.add_argument("--size", type=int, default=512, help="micrograph side in px")
     p.add_argument("--snr", type=float, default=0.05, help="signal-to-noise ratio (default 0.05: hard)")
@@ -18,7 +18,7 @@ def add_args(p):
     p.add_argument("--labelled-fraction", type=float, default=1.0, help="share of particles written to labels.star")
     p.add_argument("--contaminants", type=int, default=0, help="ice contaminants per micrograph (not particles)")
     p.add_argument("--carbon-edge", action="store_true", help="add a carbon edge")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--config", help="(unused: simulate takes flags only)")
     p.add_argument("--device", help="(unused: simulation runs on the CPU)")
 
