@@ -173,3 +173,27 @@ def test_agreement_splits_truth_and_false_picks_by_who_found_them():
     assert p["false_a"].tolist() == [False, False, True, True]
     assert p["false_b"].tolist() == [False, False, True]
     assert p["false_shared_a"].tolist() == [False, False, True, False]
+
+
+def test_block_counts_put_each_outcome_in_its_block():
+    import significance
+
+    truth = np.array([[5.0, 5.0], [15.0, 5.0], [25.0, 25.0]])
+    picks = np.array([[6.0, 5.0], [25.0, 5.0], [26.0, 24.0]])  # hit, false (10 px off), hit
+    c = significance.block_counts(truth, picks, radius=3.0, side=10.0)
+    assert {k: v.tolist() for k, v in c.items()} == {(0, 0): [1, 0, 0], (1, 0): [0, 0, 1], (2, 0): [0, 1, 0],
+                                                     (2, 2): [1, 0, 0]}
+    assert significance.f1(np.array([2, 1, 1])) == pytest.approx(4 / 6)
+
+
+def test_paired_bootstrap_of_equal_and_of_better_pickers():
+    import significance
+
+    rng = np.random.default_rng(1)
+    truth = {f"m{i}": rng.uniform(0, 400, size=(40, 2)) for i in range(3)}
+    same = significance.compare(truth, truth, truth, radius=2.0, side=50.0, n=300)
+    assert same["delta"] == 0.0 and same["delta_ci95"] == [0.0, 0.0] and same["F1_a"] == 1.0
+    half = {k: v[::2] for k, v in truth.items()}  # finds every other particle: F1 = 2/3
+    s = significance.compare(truth, truth, half, radius=2.0, side=50.0, n=300)
+    assert s["F1_b"] == pytest.approx(2 * 60 / (2 * 60 + 60))
+    assert s["delta_ci95"][0] > 0.2 and s["p_delta_ge_0.02"] == 1.0 and s["n_truth"] == 120
