@@ -245,7 +245,7 @@ def run_row(set_name: str, picker: str, d: dict, work: Path, a) -> dict:
     print(f"[{set_name}] {picker} ...", flush=True)
     r = RUNNERS[picker](d, work, a)
     extra = {k: r[k] for k in ("updates", "method_used", "radius_scale") if k in r}
-    row = {"set": set_name, "picker": picker, "tag": a.tag if picker.startswith("cryopick") else "",
+    row = {"set": set_name, "picker": picker, "tag": a.tag,
            **score(r, d), "train_s": r["train_s"], "pick_s_per_mic": r["pick_s_per_mic"], "peak_mb": r["peak_mb"],
            "cryopick_args": a.cryopick_args if picker.startswith("cryopick") else "",
            "pick_args": a.pick_args if picker.startswith("cryopick") else "",
@@ -297,7 +297,7 @@ def main(argv=None) -> int:
     ap.add_argument("--pickers", default="cryopick,topaz,dog")
     ap.add_argument("--quick", action="store_true", help="tiny settings: checks the harness, not the pickers")
     ap.add_argument("--reuse", action="store_true", help="take cached rows (WORK/<set>/<picker>/row.json)")
-    ap.add_argument("--tag", default="", help="names this cryopick variant in the results (e.g. a lever)")
+    ap.add_argument("--tag", default="", help="names these rows in the results: a cryopick variant (a lever), or a peer rerun (e.g. on another machine)")
     ap.add_argument("--cryopick-args", default="", help="extra flags for cryopick train/selftrain")
     ap.add_argument("--pick-args", default="", help="extra flags for cryopick pick, e.g. '--tta'")
     ap.add_argument("--general-model", default="", help="cryopick-general: this checkpoint instead of the shipped "
@@ -317,7 +317,7 @@ def main(argv=None) -> int:
         d["sparse"] = d.get("sparse") or "-sparse" in set_name
         d["name"] = set_name
         for picker in a.pickers.split(","):
-            sub = picker + (f"@{a.tag}" if a.tag and picker.startswith("cryopick") else "")
+            sub = picker + (f"@{a.tag}" if a.tag else "")
             rows.append(run_row(set_name, picker, d, out / set_name / sub, a))
     res = Path(a.results)
     res.mkdir(parents=True, exist_ok=True)
