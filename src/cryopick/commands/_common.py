@@ -23,8 +23,13 @@ _T = TrainConfig()  # the defaults quoted in the help texts
 
 def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE.yaml", help="read options from a YAML file (flags override it)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default 42)")
+    p.add_argument("--seed", type=int, default=None, help=f"random seed (default {_T.seed})")
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (default auto)")
+
+
+def add_label_format(p, what: str = "label file format") -> None:
+    """``--label-format``, its choices and help from the format registry."""
+    p.add_argument("--label-format", choices=list(FORMATS), help=f"{what} (default: guessed per file): {FORMAT_HELP}")
 
 
 def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -34,7 +39,7 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g.add_argument("--labels", metavar="LABELS", help="label file or directory (STAR, CryoPPP CSV, .box, Topaz TSV, JSON, mask images)")
     g.add_argument("--val-images", nargs="+", metavar="MICS", help="validation micrographs (default: hold out a share)")
     g.add_argument("--val-labels", metavar="LABELS", help="labels of --val-images (same formats as --labels)")
-    g.add_argument("--label-format", choices=list(FORMATS), help=f"label file format (default: guessed per file): {FORMAT_HELP}")
+    add_label_format(g)
     g.add_argument("--radius", type=float, help="particle radius in original micrograph pixels (default: half the labels' diameter)")
     g.add_argument("--downsample", type=float, help="downsampling factor (default: auto, the smallest integer that brings particles to <= 40 px)")
     g.add_argument("--normalize", choices=list(NORMALIZATIONS),

@@ -11,8 +11,7 @@ examples:
 """
 
 from ._checks import check_value
-from ._common import add_common
-from ..io.formats import FORMAT_HELP, FORMATS
+from ._common import add_common, add_label_format
 
 
 def add_args(p):
@@ -25,7 +24,7 @@ def add_args(p):
     p.add_argument("--threshold", type=float, help="score threshold for P/R/F1 (default: all picks)")
     p.add_argument("--only-picked", action="store_true", help="score only micrographs with picks (default: the "
                    "others count as complete misses)")
-    p.add_argument("--label-format", choices=list(FORMATS), help=f"format of the truth and pick files (default: guessed per file): {FORMAT_HELP}")
+    add_label_format(p, "format of the truth and pick files")
     p.add_argument("--out", help="directory for metrics.json, pr_curve.csv and pr_curve.png")
     add_common(p)
 

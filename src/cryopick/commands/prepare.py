@@ -7,9 +7,9 @@ example:
   cryopick prepare --images mics/ --labels particles.star --radius 40 --out prepared/
 """
 
+from ..preprocess import NORMALIZATIONS, NORMALIZE_HELP
 from ._checks import check_value
-from ._common import add_common
-from ..io.formats import FORMAT_HELP, FORMATS
+from ._common import add_common, add_label_format
 
 
 def add_args(p):
@@ -18,9 +18,9 @@ def add_args(p):
     p.add_argument("--out", required=True, help="output directory (preprocessed micrographs and targets)")
     p.add_argument("--radius", type=float, help="particle radius, original px (default: from the labels)")
     p.add_argument("--downsample", type=float, help="downsampling factor (default auto)")
-    p.add_argument("--normalize", choices=["robust", "zscore", "none"], default="robust",
-                   help="micrograph normalisation (default robust)")
-    p.add_argument("--label-format", choices=list(FORMATS), help=f"label file format (default: guessed per file): {FORMAT_HELP}")
+    p.add_argument("--normalize", choices=list(NORMALIZATIONS), default="robust",
+                   help=f"micrograph normalisation (default robust): {NORMALIZE_HELP}")
+    add_label_format(p)
     add_common(p)
 
 
