@@ -2,6 +2,7 @@
 ``compare`` take their choices from them, and the device settings are resolved in one place."""
 
 import argparse
+import dataclasses
 
 import numpy as np
 import pytest
@@ -46,6 +47,18 @@ def test_help_quotes_the_config_defaults():
     assert f"(default {cfg.lr:g})" in flags["lr"] and f"(default {cfg.weight_decay:g})" in flags["weight_decay"]
     assert f"(default {cfg.batch_size})" in flags["batch_size"]
     assert _choices("evaluate")["label_format"] == _choices("prepare")["label_format"] == tuple(FORMATS)
+
+
+def test_loss_flags_reach_the_loss():
+    from cryopick.commands._common import config_from_args
+    args = build_parser().parse_args(["train", "--images", "m", "--labels", "l", "--out", "o", "--focal-alpha", "0.5",
+                                      "--focal-gamma", "1", "--dice-weight", "0"])
+    cfg = config_from_args(args).train
+    assert (cfg.focal_alpha, cfg.focal_gamma, cfg.dice_weight) == (0.5, 1.0, 0.0)
+    fn = losses.loss_from_config(dataclasses.replace(cfg, loss="combined"))
+    logits, target = torch.tensor([[0.3, -1.2], [2.0, 0.1]]), torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    want = 0.7 * losses.focal_loss(logits, target, alpha=0.5, gamma=1.0)
+    assert torch.allclose(fn(logits, target), want) and not torch.allclose(want, 0.7 * losses.focal_loss(logits, target))
 
 
 def test_pick_score_choices():

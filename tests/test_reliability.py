@@ -871,6 +871,7 @@ def test_evaluate_mask_truth_named_like_no_micrograph(capsys, tmp_path):
     ("--epochs", "0", "a whole number >= 1"), ("--lr", "nan", "a finite number above 0"),
     ("--patch-size", "8", ">= 32"), ("--val-fraction", "1.5", "up to (not including) 1"),
     ("--downsample", "-2", "above 0"), ("--mask-radius-scale", "inf", "above 0"),
+    ("--focal-alpha", "1.5", "between 0 and 1"), ("--focal-gamma", "-1", "a finite number >= 0"),
 ])
 def test_bad_training_value(sim, old_run, capsys, flag, value, needle):
     line = expect_train_error(capsys, old_run, sim / "micrographs", sim / "labels.star", flag, needle,

@@ -63,7 +63,7 @@ _RUN_RULES = [
     ("train", "t0", "--t0", "count"), ("train", "t_mult", "--t-mult", "count"),
     ("train", "eta_min", "--eta-min", "nonnegative"), ("train", "pu_prior", "--pu-prior", "open_share"),
     ("train", "focal_weight", "--focal-weight", "nonnegative"), ("train", "dice_weight", "--dice-weight", "nonnegative"),
-    ("train", "focal_gamma", None, "nonnegative"), ("train", "focal_alpha", None, "probability"),
+    ("train", "focal_gamma", "--focal-gamma", "nonnegative"), ("train", "focal_alpha", "--focal-alpha", "probability"),
     ("train", "positive_share", "--positive-share", "probability"), ("train", "patch_size", "--patch-size", "tile"),
     ("train", "patches_per_epoch", "--patches-per-epoch", "count"), ("train", "eval_every", "--eval-every", "count"),
     ("train", "ema_epochs", "--ema-epochs", "nonnegative"), ("train", "ensemble", "--ensemble", "count"),

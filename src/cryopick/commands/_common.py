@@ -79,6 +79,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pu-prior", type=float, help="pu loss: share of unlabelled pixels that are particle (default: estimated)")
     g.add_argument("--focal-weight", type=float, help=f"combined loss: weight of the focal term (default {_T.focal_weight:g})")
     g.add_argument("--dice-weight", type=float, help=f"combined loss: weight of the Dice term (default {_T.dice_weight:g})")
+    g.add_argument("--focal-alpha", type=float,
+                   help=f"focal / combined loss: weight of particle pixels, background gets 1 - alpha (default {_T.focal_alpha:g})")
+    g.add_argument("--focal-gamma", type=float,
+                   help=f"focal / combined loss: focusing exponent, 0 = weighted BCE (default {_T.focal_gamma:g})")
     g.add_argument("--augment", action=BOOL, default=None, help="CryoEM augmentation (default on)")
     g.add_argument("--balanced-sampling", action=BOOL, default=None, help="batches hold a set share of patches with particles")
     g.add_argument("--positive-share", type=float,
@@ -144,6 +148,7 @@ FLAG_MAP = {
     "seed": ("train", "seed"), "device": ("train", "device"), "ensemble": ("train", "ensemble"),
     **{k: ("train", k) for k in ["patch_size", "patches_per_epoch", "epochs", "batch_size", "lr", "weight_decay",
                                  "scheduler", "t0", "t_mult", "eta_min", "loss", "focal_weight", "dice_weight",
+                                 "focal_alpha", "focal_gamma",
                                  "augment", "balanced_sampling", "positive_share", "eval_every", "ema_epochs", "patience", "num_workers", "pu_prior",
                                  "amp", "channels_last", "compile", "resume"]},
     **{k: ("selftrain", k) for k in ["iterations", "retrain_epochs", "positive_threshold", "negative_threshold",
