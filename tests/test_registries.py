@@ -10,6 +10,7 @@ import torch
 
 from cryopick import device, losses, preprocess, schedulers, train
 from cryopick.cli import build_parser
+from cryopick.commands._common import config_from_args
 from cryopick.compare import CHOICES, UNMEASURED, parse_vary
 from cryopick.config import PICK_SCORES, TrainConfig
 from cryopick.errors import InputError
@@ -50,7 +51,6 @@ def test_help_quotes_the_config_defaults():
 
 
 def test_loss_flags_reach_the_loss():
-    from cryopick.commands._common import config_from_args
     args = build_parser().parse_args(["train", "--images", "m", "--labels", "l", "--out", "o", "--focal-alpha", "0.5",
                                       "--focal-gamma", "1", "--dice-weight", "0"])
     cfg = config_from_args(args).train

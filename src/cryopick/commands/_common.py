@@ -80,7 +80,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--focal-weight", type=float, help=f"combined loss: weight of the focal term (default {_T.focal_weight:g})")
     g.add_argument("--dice-weight", type=float, help=f"combined loss: weight of the Dice term (default {_T.dice_weight:g})")
     g.add_argument("--focal-alpha", type=float,
-                   help=f"focal / combined loss: weight of particle pixels, background gets 1 - alpha (default {_T.focal_alpha:g})")
+                   help=f"focal / combined loss: weight of particle pixels, background gets 1 - alpha "
+                        f"(default {_T.focal_alpha:g})")
     g.add_argument("--focal-gamma", type=float,
                    help=f"focal / combined loss: focusing exponent, 0 = weighted BCE (default {_T.focal_gamma:g})")
     g.add_argument("--augment", action=BOOL, default=None, help="CryoEM augmentation (default on)")
