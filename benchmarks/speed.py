@@ -268,7 +268,7 @@ def fmt_flops(f: float) -> str:
     return f"{f / 1e12:.2f} TFLOP/s" if f >= 1e12 else f"{f / 1e9:.1f} GFLOP/s"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu", help="cpu | cuda[:N] (default cpu)")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
@@ -289,6 +289,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pick-batch", type=int, help="tiles per forward pass (default 4 CPU, 16 CUDA)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    return p
+
+
+def _warn_if_busy() -> None:
+    try:
+        busy = os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1)
+    except (AttributeError, OSError):
+        busy = False
+    if busy and torch.get_num_threads() > 1:
+        print("warning: other processes are using the CPU; with several torch threads every operator waits at an "
+              "OpenMP barrier for a descheduled thread (measured 25x slower on 2 shared cores): use --threads 1")
+
+
+def _row(arch: str, width: int, tr: dict, pk: dict, sizes, ref: float, cuda: bool) -> str:
+    """One line of the table: training figures, then picking per micrograph size."""
+    line = (f"{arch:15s} {width:5d} {tr['params']:9d} | {tr['train_patches_per_s']:9.1f} "
+            f"{tr['pipeline_patches_per_s']:8.1f} {tr['train_gflop_per_patch']:7.2f} "
+            f"{fmt_flops(tr['train_flops']):>13s} {100 * tr['train_flops'] / ref:5.1f} "
+            f"{tr['train_peak_rss_mb']:7.0f}" + (f" {tr['train_peak_gpu_mb']:6.0f}" if cuda else ""))
+    for sz in sizes:
+        r = pk[sz]
+        line += (f" | {r['mics_per_s']:11.3f} {fmt_flops(r['flops']):>13s} {100 * r['flops'] / ref:5.1f} "
+                 f"{r['peak_rss_mb']:6.0f}" + (f" GPU {r['peak_gpu_mb']:.0f}" if cuda else ""))
+    return line
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
     args = p.parse_args(argv)
 
     if args.threads:
@@ -312,13 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.benchmark = True
 
     print(f"machine: {machine(device)}; load average {load_average()}")
-    try:
-        busy = os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1)
-    except (AttributeError, OSError):
-        busy = False
-    if busy and torch.get_num_threads() > 1:
-        print("warning: other processes are using the CPU; with several torch threads every operator waits at an "
-              "OpenMP barrier for a descheduled thread (measured 25x slower on 2 shared cores): use --threads 1")
+    _warn_if_busy()
     print(f"device {device}, {'amp ' + str(dtype).replace('torch.', '') if amp else 'fp32'}, "
           f"channels-last {'on' if channels_last else 'off'}, compile {'on' if args.compile else 'off'}"
           f"{', quick' if q else ''}")
@@ -352,15 +374,7 @@ def main(argv: list[str] | None = None) -> int:
             pk = bench_picking(arch, width, device, args.sizes, args.downsample, args.tile, pick_batch, amp,
                                channels_last, repeat, q)
             results["runs"].append({"arch": arch, "width": width, **tr, "picking": pk})
-            line = (f"{arch:15s} {width:5d} {tr['params']:9d} | {tr['train_patches_per_s']:9.1f} "
-                    f"{tr['pipeline_patches_per_s']:8.1f} {tr['train_gflop_per_patch']:7.2f} "
-                    f"{fmt_flops(tr['train_flops']):>13s} {100 * tr['train_flops'] / ref:5.1f} "
-                    f"{tr['train_peak_rss_mb']:7.0f}" + (f" {tr['train_peak_gpu_mb']:6.0f}" if cuda else ""))
-            for sz in args.sizes:
-                r = pk[sz]
-                line += (f" | {r['mics_per_s']:11.3f} {fmt_flops(r['flops']):>13s} {100 * r['flops'] / ref:5.1f} "
-                         f"{r['peak_rss_mb']:6.0f}" + (f" GPU {r['peak_gpu_mb']:.0f}" if cuda else ""))
-            print(line, flush=True)
+            print(_row(arch, width, tr, pk, args.sizes, ref, cuda), flush=True)
     print(f"load average at the end: {load_average()}")
     results["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"process peak RSS (resource.ru_maxrss): {results['max_rss_mb']:.0f} MB"

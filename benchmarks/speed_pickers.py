@@ -184,7 +184,7 @@ def bench_ablation(mics: list[str], model: str, threads: int, work: Path, varian
 
 
 def bench_topaz(mics: list[str], threads: int, work: Path, downsample: int, radius: float, model: str) -> dict:
-    from run_topaz import _CONVERT, _Topaz  # noqa: PLC2701 (the peer runner's own helpers, used as they are)
+    from topaz_exec import _CONVERT, _Topaz  # noqa: PLC2701 (the peer runner's own helpers, used as they are)
 
     tz = _Topaz(HERE / "peers" / ".venv-topaz", None)
     conv, pre = work / "topaz_mrc", work / "topaz_pre"

@@ -135,13 +135,14 @@ def topaz_downsample(radius: float) -> int:
 
 
 def run_topaz_peer(d: dict, work: Path, a) -> dict:
-    from run_topaz import run_topaz
+    from run_topaz import TopazSettings, run_topaz
 
     labels = {k: v.xy for k, v in read_labels(d["train_labels"]).items()}
     mics = lambda split: find_micrographs([str(d[f"{split}_mics"])])  # noqa: E731
     test = mics("val") + mics("test")
-    r = run_topaz(mics("train"), labels, test, work, d["radius"], downsample=topaz_downsample(d["radius"]),
-                  expected_per_mic=d["per_mic"], num_epochs=a.topaz_epochs, epoch_size=a.topaz_epoch_size, seed=0)
+    settings = TopazSettings(num_epochs=a.topaz_epochs, epoch_size=a.topaz_epoch_size, seed=0)
+    r = run_topaz(mics("train"), labels, test, work, d["radius"], topaz_downsample(d["radius"]),
+                  d["per_mic"], settings)
     val_names = {p.stem for p in mics("val")}
     picks = {"val": {k: v for k, v in r["picks"].items() if k in val_names},
              "test": {k: v for k, v in r["picks"].items() if k not in val_names}}

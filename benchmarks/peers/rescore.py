@@ -54,7 +54,7 @@ def load_picks(work: Path, picker: str, d: dict) -> dict | None:
 
 def _topaz_picks(work: Path, d: dict, table: str = "extract_downsampled.tsv") -> dict:
     """Topaz's extracted picks (downsampled px) back in original px, split into val / test."""
-    from run_topaz import mrc_shape
+    from topaz_exec import mrc_shape
 
     rows = [line.split("\t") for line in (work / table).read_text().splitlines()[1:] if line]
     picks: dict = {"val": {}, "test": {}}

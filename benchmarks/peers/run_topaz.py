@@ -73,338 +73,178 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import os
 import re
 import shutil
-import struct
-import subprocess
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
-try:  # numpy is optional: the return value uses arrays when it is available
-    import numpy as _np
-except ImportError:  # pragma: no cover
-    _np = None
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_VENV = Path(os.environ.get("CRYOPICK_TOPAZ_VENV", HERE / ".venv-topaz"))
-IMAGE_EXTS = {".mrc", ".png", ".jpg", ".jpeg", ".tif", ".tiff"}
-
-# Runs Topaz's own entry point after seeding the RNGs; argv: seed, topaz args...
-# Topaz's training crops also draw from ``np.random.default_rng()`` (fresh OS
-# entropy, unaffected by ``numpy.random.seed``), so unseeded ``default_rng()``
-# calls are given children of ``SeedSequence(seed)`` in call order.
-_SEEDED_BOOT = (
-    "import sys, random; s = int(sys.argv[1]); random.seed(s)\n"
-    "import numpy; numpy.random.seed(s)\n"
-    "_ss = numpy.random.SeedSequence(s); _default_rng = numpy.random.default_rng\n"
-    "def _seeded_default_rng(seed=None):\n"
-    "    return _default_rng(_ss.spawn(1)[0] if seed is None else seed)\n"
-    "numpy.random.default_rng = _seeded_default_rng\n"
-    "import torch; torch.manual_seed(s)\n"
-    "sys.argv = ['topaz'] + sys.argv[2:]\n"
-    "from topaz.main import main; sys.exit(main())\n"
+from topaz_exec import (  # noqa: E402
+    DEFAULT_VENV, TopazError, _array, _check_mics, _preprocess, _scales, _Topaz, disk_pixels,
+    mrc_shape, read_labels, write_picks_tsv,
 )
 
 
-class TopazError(RuntimeError):
-    pass
-
-
-# ----------------------------------------------------------------------------
-# small helpers
-# ----------------------------------------------------------------------------
-
-def _array(rows, ncols):
-    if _np is None:
-        return rows
-    a = _np.asarray(rows, dtype=float)
-    return a.reshape(-1, ncols) if ncols > 1 else a.reshape(-1)
-
-
-def mrc_shape(path: Path) -> tuple[int, int]:
-    """(ny, nx) from an MRC header (nx, ny, nz are the first three int32)."""
-    with open(path, "rb") as f:
-        head = f.read(12)
-    for order in ("<", ">"):
-        nx, ny, nz = struct.unpack(order + "3i", head)
-        if 0 < nx < 1 << 20 and 0 < ny < 1 << 20 and 0 < nz < 1 << 20:
-            return ny, nx
-    raise ValueError(f"not an MRC file: {path}")
-
-
-def disk_pixels(radius: int) -> int:
-    """Pixels (i, j) in [-r, r]^2 with i^2 + j^2 <= r^2 (Topaz's 2-D particle disk)."""
-    r = int(radius)
-    return sum(1 for i in range(-r, r + 1) for j in range(-r, r + 1) if i * i + j * j <= r * r)
-
-
-def _run(cmd: list[str], log: Path, env: dict | None = None) -> tuple[float, float, float]:
-    """Run ``cmd`` with output to ``log``; return (wall s, peak RSS MB, CPU s).
-
-    ``os.wait4`` gives the rusage of this child (and of its own waited-for
-    children) alone, unlike RUSAGE_CHILDREN which accumulates over the process.
-    """
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as fh:
-        fh.write("$ " + " ".join(cmd) + "\n")
-        fh.flush()
-        t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
-        _, status, ru = os.wait4(p.pid, 0)
-        dt = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    rss_mb = ru.ru_maxrss / 1024.0  # KiB on Linux
-    cpu_s = ru.ru_utime + ru.ru_stime
-    if p.returncode != 0:
-        tail = "".join(open(log, errors="replace").readlines()[-25:])
-        raise TopazError(f"{cmd[0]} ... failed (exit {p.returncode}); log {log}:\n{tail}")
-    return dt, rss_mb, cpu_s
-
-
-class _Topaz:
-    def __init__(self, venv: Path, seed: int | None):
-        self.venv = Path(venv)
-        self.seed = seed
-        self.exe = self.venv / "bin" / "topaz"
-        self.python = self.venv / "bin" / "python"
-        if not self.exe.exists():
-            raise TopazError(
-                f"no Topaz at {self.exe}; run `bash benchmarks/peers/setup_topaz.sh` "
-                "(or set CRYOPICK_TOPAZ_VENV)"
-            )
-
-    def cmd(self, *args) -> list[str]:
-        args = [str(a) for a in args]
-        if self.seed is None:
-            return [str(self.exe), *args]
-        return [str(self.python), "-c", _SEEDED_BOOT, str(int(self.seed)), *args]
-
-    def run(self, log: Path, *args) -> tuple[float, float, float]:
-        env = dict(os.environ)
-        env.setdefault("PYTHONWARNINGS", "ignore")
-        return _run(self.cmd(*args), log, env)
-
-
-# ----------------------------------------------------------------------------
-# labels
-# ----------------------------------------------------------------------------
-
-def _stem(name: str) -> str:
-    return Path(str(name)).stem
-
-
-def _labels_from_table(names, xs, ys) -> dict:
-    out: dict[str, list] = {}
-    for n, x, y in zip(names, xs, ys):
-        out.setdefault(_stem(n), []).append((float(x), float(y)))
-    return {k: _array(v, 2) for k, v in out.items()}
-
-
-def _star_to_rows(path: Path) -> tuple[list, list, list]:
-    import starfile  # type: ignore
-
-    data = starfile.read(str(path), always_dict=True)
-    for df in data.values():
-        if hasattr(df, "columns") and "rlnCoordinateX" in df.columns:
-            names = df["rlnMicrographName"] if "rlnMicrographName" in df.columns else None
-            if names is None:
-                raise ValueError(f"{path}: no rlnMicrographName column")
-            return list(map(str, names)), list(df["rlnCoordinateX"]), list(df["rlnCoordinateY"])
-    raise ValueError(f"{path}: no data block with rlnCoordinateX/rlnCoordinateY")
-
-
-def read_labels(path: Path, topaz_venv: Path | None = None) -> dict:
-    """Read particle labels -> {micrograph stem: (N, 2) xy array}.
-
-    Formats: RELION ``.star`` (rlnMicrographName, rlnCoordinateX/Y; read with
-    ``starfile``), JSON ``{"mic.png": [[x, y], ...]}``, or a Topaz coordinate
-    table (``.txt``/``.tsv``: image_name, x_coord, y_coord).
-    """
-    path = Path(path)
-    suf = path.suffix.lower()
-    if suf == ".json":
-        d = json.loads(path.read_text())
-        return {_stem(k): _array([tuple(map(float, p[:2])) for p in v], 2) for k, v in d.items()}
-    if suf == ".star":
-        try:
-            names, xs, ys = _star_to_rows(path)
-        except ImportError:  # no starfile here: let the Topaz venv's Python read it
-            py = Path(topaz_venv or DEFAULT_VENV) / "bin" / "python"
-            code = (
-                "import sys, json; sys.path.insert(0, sys.argv[2]);"
-                "from run_topaz import _star_to_rows;"
-                "print(json.dumps(_star_to_rows(sys.argv[1])))"
-            )
-            out = subprocess.run(
-                [str(py), "-c", code, str(path), str(HERE)],
-                check=True, capture_output=True, text=True,
-            ).stdout
-            names, xs, ys = json.loads(out)
-        return _labels_from_table(names, xs, ys)
-    # Topaz-style table
-    lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-    head = lines[0]
-    i_n, i_x, i_y = head.index("image_name"), head.index("x_coord"), head.index("y_coord")
-    rows = lines[1:]
-    return _labels_from_table([r[i_n] for r in rows], [r[i_x] for r in rows], [r[i_y] for r in rows])
-
-
-def write_picks_tsv(picks: dict, path: Path) -> None:
-    """Topaz-style table: image_name, x_coord, y_coord, score (original pixels)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_targets(path: Path, train_mics, train_labels: dict, pre: dict, full: dict) -> int:
+    """Topaz coordinate table in downsampled pixels; returns the downsampled pixels in all."""
+    total_px = 0
     with open(path, "w") as f:
-        f.write("image_name\tx_coord\ty_coord\tscore\n")
-        for stem, (xy, sc) in picks.items():
-            for (x, y), s in zip(xy, sc):
-                f.write(f"{stem}\t{float(x):.2f}\t{float(y):.2f}\t{float(s):.6g}\n")
+        f.write("image_name\tx_coord\ty_coord\n")
+        for m in train_mics:
+            sx, sy = _scales(full[m.stem], pre[m.stem])
+            ny_d, nx_d = mrc_shape(pre[m.stem])
+            total_px += nx_d * ny_d
+            for x, y in train_labels.get(m.stem, ()):
+                f.write(f"{m.stem}\t{int(round(x / sx))}\t{int(round(y / sy))}\n")
+    return total_px
 
 
-# ----------------------------------------------------------------------------
-# the pipeline
-# ----------------------------------------------------------------------------
-
-def _check_mics(mics, what) -> list[Path]:
-    mics = [Path(m) for m in mics]
-    stems = [m.stem for m in mics]
-    dup = sorted({s for s in stems if stems.count(s) > 1})
-    if dup:
-        raise ValueError(f"{what}: micrograph file stems must be unique, repeated: {dup}")
-    for m in mics:
-        if not m.exists():
-            raise FileNotFoundError(m)
-        if m.suffix.lower() not in IMAGE_EXTS:
-            raise ValueError(f"{m}: Topaz reads {sorted(IMAGE_EXTS)} only")
-    return mics
+def _prior_args(pi_fix: bool, r_train: int, n_lab: int, n_exp: float, total_px: int,
+                expected_per_mic: float) -> tuple[list, float | None]:
+    """``--pi`` (compensating the 2-D pixel-count defect, module doc) or stock ``-n``."""
+    if not pi_fix:
+        return ["-n", expected_per_mic], None
+    # Topaz 0.3.20 counts (2r+1) * p_true pixels per particle in 2-D, both for
+    # pi (from -n) and for p_observed; GE uses pi - p_observed.  Choose --pi so
+    # that pi - p_observed(Topaz) = (N_expected - N_labelled) * p_true / total.
+    p_true = disk_pixels(r_train)
+    pi = (n_lab * (2 * r_train + 1) * p_true + max(n_exp - n_lab, 0.0) * p_true) / total_px
+    if pi >= 1:
+        raise ValueError(f"pi={pi:.3f} >= 1: expected_per_mic / train_radius too large")
+    return ["--pi", repr(pi)], pi
 
 
-# Converts PNG/JPEG/TIFF to float32 MRC (grayscale) with the Topaz venv's Python:
-# topaz 0.3.20's PNG/JPEG/TIFF readers break under numpy 2 (`topaz preprocess
-# x.png` fails with "'PngImageFile' object has no attribute 'astype'").
-_CONVERT = (
-    "import sys, numpy as np\n"
-    "from PIL import Image\n"
-    "from topaz import mrc\n"
-    "args = sys.argv[1:]\n"
-    "for src, dst in zip(args[0::2], args[1::2]):\n"
-    "    with Image.open(src) as im:\n"
-    "        if im.mode not in ('L', 'I', 'I;16', 'I;16B', 'F'):\n"
-    "            im = im.convert('L')\n"
-    "        a = np.asarray(im, dtype=np.float32)\n"
-    "    with open(dst, 'wb') as f:\n"
-    "        mrc.write(f, a[np.newaxis])\n"
-)
+def _train(tz: _Topaz, work: Path, args: list, method: str, updates: int) -> tuple[dict, Path, str]:
+    """``topaz train``; returns (timing, the last epoch's model, the method Topaz used)."""
+    logs = work / "logs"
+    dt, rss, cpu = tz.run(logs / "train.log", "train", *args)
+    timing = {"seconds": dt, "cpu_seconds": cpu, "peak_rss_mb": rss, "updates": updates}
+    method_used = "PN" if "setting method to PN" in (logs / "train.log").read_text(errors="replace") \
+        else method
+    if method_used != method:
+        print(f"[run_topaz] Topaz fell back to PN (expected particles <= labelled); "
+              f"see {logs / 'train.log'}", file=sys.stderr)
+    saved = sorted(glob.glob(str(work / "model" / "model_epoch*.sav")),
+                   key=lambda p: int(re.search(r"epoch(\d+)\.sav$", p).group(1)))
+    if not saved:
+        raise TopazError(f"topaz train saved no model; see {logs / 'train.log'}")
+    return timing, Path(saved[-1]), method_used
 
 
-def _as_mrc(tz: _Topaz, mics, destdir: Path, log: Path) -> tuple[dict, dict]:
-    """{stem: MRC path}: MRC inputs as they are, others converted under destdir."""
-    out, todo = {}, []
-    for m in mics:
-        if m.suffix.lower() == ".mrc":
-            out[m.stem] = m
-        else:
-            out[m.stem] = destdir / f"{m.stem}.mrc"
-            todo += [str(m), str(out[m.stem])]
-    t = {"seconds": 0.0, "cpu_seconds": 0.0, "peak_rss_mb": 0.0}
-    if todo:
-        destdir.mkdir(parents=True, exist_ok=True)
-        dt, rss, cpu = _run([str(tz.python), "-c", _CONVERT, *todo], log)
-        t = {"seconds": dt, "cpu_seconds": cpu, "peak_rss_mb": rss}
-    return out, t
+def _read_extract(raw: Path, test_mics, pre: dict, full: dict) -> dict:
+    """``topaz extract``'s table -> {stem: (xy in original pixels, scores)}."""
+    rows: dict[str, list] = {m.stem: [] for m in test_mics}
+    with open(raw) as f:
+        header = f.readline().rstrip("\n").split("\t")
+        i_n, i_x, i_y, i_s = (header.index(c) for c in ("image_name", "x_coord", "y_coord", "score"))
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) >= 4:
+                rows.setdefault(parts[i_n], []).append(
+                    (float(parts[i_x]), float(parts[i_y]), float(parts[i_s])))
+    picks = {}
+    for m in test_mics:
+        sx, sy = _scales(full[m.stem], pre[m.stem])
+        r = rows.get(m.stem, [])
+        picks[m.stem] = (_array([(x * sx, y * sy) for x, y, _ in r], 2),
+                         _array([s for _, _, s in r], 1))
+    return picks
 
 
-def _preprocess(tz: _Topaz, mics, destdir: Path, downsample: int, num_workers: int,
-                num_threads: int, log: Path) -> tuple[dict, dict, dict]:
-    """Returns (timing, {stem: preprocessed MRC}, {stem: full-size MRC})."""
-    if destdir.exists():
-        shutil.rmtree(destdir)
-    destdir.mkdir(parents=True)
-    src, tconv = _as_mrc(tz, mics, destdir.parent / (destdir.name + "_converted"),
-                         log.with_name(log.stem + "_convert.log"))
+def _extract(tz: _Topaz, work: Path, test_mics, model_path: Path, r_ext: int, st: "TopazSettings",
+             downsample: int, timings: dict) -> dict:
+    """``topaz preprocess`` + ``extract`` on the test micrographs (timings filled in); picks."""
+    logs = work / "logs"
+    timings["preprocess_test"], pre, full = _preprocess(
+        tz, test_mics, work / "pre_test", downsample, st.num_workers, st.num_threads,
+        logs / "preprocess_test.log")
+    raw = work / "extract_downsampled.tsv"
     dt, rss, cpu = tz.run(
-        log, "preprocess", "-s", downsample, "-d", -1, "-t", num_workers,
-        "-j", num_threads, "-o", destdir, *src.values(),
+        logs / "extract.log", "extract", "-m", model_path, "-r", r_ext, "-t", st.threshold,
+        "-d", -1, "-j", st.num_threads, "--num-workers", st.num_workers, "-o", raw,
+        *[pre[m.stem] for m in test_mics],
     )
-    out = {}
-    for m in mics:
-        p = destdir / f"{m.stem}.mrc"
-        if not p.exists():
-            raise TopazError(f"topaz preprocess wrote no {p}; see {log}")
-        out[m.stem] = p
-    timing = {"seconds": dt + tconv["seconds"], "cpu_seconds": cpu + tconv["cpu_seconds"],
-              "peak_rss_mb": max(rss, tconv["peak_rss_mb"])}
-    return timing, out, src
+    timings["extract"] = {"seconds": dt, "cpu_seconds": cpu, "peak_rss_mb": rss, "radius": r_ext}
+    return _read_extract(raw, test_mics, pre, full)
 
 
-def _scales(full: Path, pre: Path) -> tuple[float, float]:
-    """(sx, sy): original px per downsampled px (exact Fourier-crop ratio)."""
-    ny_d, nx_d = mrc_shape(pre)
-    ny, nx = mrc_shape(full)
-    return nx / nx_d, ny / ny_d
+def _count_labels(train_mics, train_labels: dict) -> int:
+    stems = {m.stem for m in train_mics}
+    unknown = sorted(set(train_labels) - stems)
+    if unknown:
+        print(f"[run_topaz] ignoring labels of {len(unknown)} micrographs not in train_mics "
+              f"(e.g. {unknown[:3]})", file=sys.stderr)
+    n_lab = sum(len(train_labels.get(s, ())) for s in stems)
+    if n_lab == 0:
+        raise ValueError("no training labels for the training micrographs")
+    return n_lab
 
 
-def run_topaz(
-    train_mics,
-    train_labels: dict,
-    test_mics,
-    workdir,
-    particle_radius_px: float,
-    downsample: int = 1,
-    expected_per_mic: float | None = None,
-    *,
-    num_epochs: int = 5,
-    epoch_size: int = 100,
-    minibatch_size: int = 256,
-    train_radius: int = 3,
-    extract_radius: int | None = None,
-    threshold: float = -10.0,
-    method: str = "GE-binomial",
-    pi_fix: bool = True,
-    learning_rate: float | None = None,
-    model: str = "resnet8",
-    units: int = 32,
-    pretrained: bool = True,
-    num_threads: int = 0,
-    num_workers: int = 0,
-    seed: int | None = 0,
-    topaz_venv=None,
-) -> dict:
-    """Train Topaz on ``train_mics``/``train_labels`` and pick ``test_mics``.
+@dataclass
+class TopazSettings:
+    """How Topaz trains and extracts (defaults: this benchmark's; Topaz's own in brackets).
 
-    Parameters
-    ----------
-    train_mics, test_mics : micrograph paths (.mrc/.png/.jpg/.tif); stems unique.
-    train_labels : {micrograph stem: (N, 2) xy in original pixels}; training
-        micrographs without an entry are used as fully unlabeled.
-    workdir : scratch directory (preprocessed images, coordinate tables, model,
-        logs of every Topaz call); recreated per step.
-    particle_radius_px : particle radius in original pixels; sets the extraction
-        (non-maximum-suppression) radius unless ``extract_radius`` is given.
-    downsample : ``topaz preprocess -s`` factor (integer).
-    expected_per_mic : expected particles per micrograph (Topaz ``-n``); default:
-        mean number of labels per training micrograph.
-    num_epochs, epoch_size, minibatch_size : ``num_epochs * epoch_size``
-        parameter updates of ``minibatch_size`` crops (Topaz defaults: 10, 1000,
-        256; ~1.2-1.6 s per update on 2 idle CPU cores).
-    train_radius : Topaz ``--radius`` (downsampled px) around labels counted as
-        positive; Topaz's default and recommendation is 3.
-    extract_radius : ``topaz extract -r`` in downsampled px; default
-        ``round(particle_radius_px / downsample)``.
-    threshold : ``topaz extract -t`` (log-likelihood ratio); -10 keeps nearly
-        every local maximum so that precision-recall curves can be computed.
-    pi_fix : compensate the Topaz 0.3.20 2-D pixel-count defect (module doc).
-    pretrained : start from Topaz's shipped pretrained weights when the model
-        configuration has them (Topaz's default: resnet8 with 32 units has).
-    num_threads : torch threads (``-j``; 0 = torch default = all cores).
-    seed : seeds random/numpy/torch in every Topaz process (None: unseeded).
-
-    Returns a dict with ``picks``, ``train_seconds``, ``pick_seconds_per_mic``,
-    ``peak_rss_mb`` and details (``timings``, ``model``, ``pi``, ``method_used``,
-    ``n_train_labels``, ``workdir``).
+    ``num_epochs * epoch_size`` parameter updates of ``minibatch_size`` crops [10, 1000,
+    256; ~1.2-1.6 s per update on 2 idle CPU cores]. ``train_radius``: ``topaz train -r``
+    in downsampled px around each label counted as positive [3, also recommended].
+    ``extract_radius``: ``topaz extract -r`` in downsampled px (None: the particle radius
+    / downsample). ``threshold``: ``extract -t`` (log-likelihood ratio); -10 keeps nearly
+    every local maximum so that precision-recall curves can be computed. ``pi_fix``:
+    compensate the 2-D pixel-count defect (module doc). ``pretrained``: start from
+    Topaz's shipped weights where the model has them (resnet8 with 32 units has).
+    ``num_threads``: ``-j`` (0: torch's default, all cores). ``seed``: seeds random /
+    numpy / torch in every Topaz process (None: unseeded).
     """
-    tz = _Topaz(Path(topaz_venv) if topaz_venv else DEFAULT_VENV, seed)
+
+    num_epochs: int = 5
+    epoch_size: int = 100
+    minibatch_size: int = 256
+    train_radius: int = 3
+    extract_radius: int | None = None
+    threshold: float = -10.0
+    method: str = "GE-binomial"
+    pi_fix: bool = True
+    learning_rate: float | None = None
+    model: str = "resnet8"
+    units: int = 32
+    pretrained: bool = True
+    num_threads: int = 0
+    num_workers: int = 0
+    seed: int | None = 0
+
+
+def _train_args(work: Path, targets: Path, st: TopazSettings, prior: list) -> list:
+    return [
+        "-d", -1, "--num-workers", st.num_workers, "-j", st.num_threads,
+        "--train-images", work / "pre_train", "--train-targets", targets,
+        "--method", st.method, "-r", int(st.train_radius),
+        "--num-epochs", st.num_epochs, "--epoch-size", st.epoch_size,
+        "--minibatch-size", st.minibatch_size, "-m", st.model, "--units", st.units,
+        "--pretrained" if st.pretrained else "--no-pretrained",
+        "--save-prefix", work / "model" / "model", "-o", work / "train_curve.tsv", *prior,
+    ] + (["--learning-rate", st.learning_rate] if st.learning_rate is not None else [])
+
+
+def run_topaz(train_mics, train_labels: dict, test_mics, workdir, particle_radius_px: float,
+              downsample: int = 1, expected_per_mic: float | None = None,
+              settings: TopazSettings | None = None, topaz_venv=None) -> dict:
+    """Train Topaz on ``train_mics`` / ``train_labels`` and pick ``test_mics``.
+
+    ``train_labels``: {micrograph stem: (N, 2) xy in original pixels}; training
+    micrographs without an entry are used as fully unlabelled. Micrograph stems are
+    unique (.mrc / .png / .jpg / .tif). ``workdir`` holds the preprocessed images,
+    coordinate tables, model and the log of every Topaz call. ``particle_radius_px``
+    (original pixels) sets the extraction radius unless the settings give one;
+    ``downsample`` is ``topaz preprocess -s``; ``expected_per_mic`` is Topaz's ``-n``
+    (default: the mean number of labels per training micrograph).
+
+    Returns ``picks``, ``train_seconds``, ``pick_seconds_per_mic``, ``peak_rss_mb`` and
+    details (``timings``, ``model``, ``pi``, ``method_used``, ``n_train_labels``, ...).
+    """
+    st = settings or TopazSettings()
+    tz = _Topaz(Path(topaz_venv) if topaz_venv else DEFAULT_VENV, st.seed)
     downsample = int(downsample)
     if downsample < 1:
         raise ValueError("downsample must be >= 1")
@@ -415,126 +255,39 @@ def run_topaz(
     work = Path(workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     logs = work / "logs"
-    timings: dict[str, dict] = {}
-
-    train_stems = {m.stem for m in train_mics}
-    unknown = sorted(set(train_labels) - train_stems)
-    if unknown:
-        print(f"[run_topaz] ignoring labels of {len(unknown)} micrographs not in train_mics "
-              f"(e.g. {unknown[:3]})", file=sys.stderr)
-    n_labels = {s: len(train_labels.get(s, ())) for s in train_stems}
-    n_lab = sum(n_labels.values())
-    if n_lab == 0:
-        raise ValueError("no training labels for the training micrographs")
+    n_lab = _count_labels(train_mics, train_labels)
     if expected_per_mic is None:
         expected_per_mic = n_lab / len(train_mics)
-
-    # 1. preprocess the training micrographs
+    timings: dict[str, dict] = {}
     timings["preprocess_train"], pre_train, full_train = _preprocess(
-        tz, train_mics, work / "pre_train", downsample, num_workers, num_threads,
+        tz, train_mics, work / "pre_train", downsample, st.num_workers, st.num_threads,
         logs / "preprocess_train.log")
-
-    # 2. coordinates in downsampled pixels
     targets = work / "train_targets.txt"
-    total_px = 0
-    with open(targets, "w") as f:
-        f.write("image_name\tx_coord\ty_coord\n")
-        for m in train_mics:
-            sx, sy = _scales(full_train[m.stem], pre_train[m.stem])
-            ny_d, nx_d = mrc_shape(pre_train[m.stem])
-            total_px += nx_d * ny_d
-            for x, y in train_labels.get(m.stem, ()):
-                f.write(f"{m.stem}\t{int(round(x / sx))}\t{int(round(y / sy))}\n")
+    total_px = _write_targets(targets, train_mics, train_labels, pre_train, full_train)
 
-    # 3. train
-    r_train = int(train_radius)
+    r_train = int(st.train_radius)
     model_dir = work / "model"
     if model_dir.exists():
         shutil.rmtree(model_dir)
     model_dir.mkdir()
-    train_args = [
-        "train", "-d", -1, "--num-workers", num_workers, "-j", num_threads,
-        "--train-images", work / "pre_train", "--train-targets", targets,
-        "--method", method, "-r", r_train,
-        "--num-epochs", num_epochs, "--epoch-size", epoch_size,
-        "--minibatch-size", minibatch_size,
-        "-m", model, "--units", units,
-        "--pretrained" if pretrained else "--no-pretrained",
-        "--save-prefix", model_dir / "model", "-o", work / "train_curve.tsv",
-    ]
-    if learning_rate is not None:
-        train_args += ["--learning-rate", learning_rate]
-    p_true = disk_pixels(r_train)
-    if pi_fix:
-        # Topaz 0.3.20 counts (2r+1) * p_true pixels per particle in 2-D, both for
-        # pi (from -n) and for p_observed; GE uses pi - p_observed.  Choose --pi so
-        # that pi - p_observed(Topaz) = (N_expected - N_labelled) * p_true / total.
-        p_topaz = (2 * r_train + 1) * p_true
-        n_exp = expected_per_mic * len(train_mics)
-        pi = (n_lab * p_topaz + max(n_exp - n_lab, 0.0) * p_true) / total_px
-        if pi >= 1:
-            raise ValueError(f"pi={pi:.3f} >= 1: expected_per_mic / train_radius too large")
-        train_args += ["--pi", repr(pi)]
-    else:
-        pi = None
-        train_args += ["-n", expected_per_mic]
-    dt, rss, cpu = tz.run(logs / "train.log", *train_args)
-    timings["train"] = {"seconds": dt, "cpu_seconds": cpu, "peak_rss_mb": rss,
-                        "updates": int(num_epochs) * int(epoch_size)}
-    train_log = (logs / "train.log").read_text(errors="replace")
-    method_used = "PN" if "setting method to PN" in train_log else method
-    if method_used != method:
-        print(f"[run_topaz] Topaz fell back to PN (expected particles <= labelled); "
-              f"see {logs / 'train.log'}", file=sys.stderr)
-    saved = sorted(glob.glob(str(model_dir / "model_epoch*.sav")),
-                   key=lambda p: int(re.search(r"epoch(\d+)\.sav$", p).group(1)))
-    if not saved:
-        raise TopazError(f"topaz train saved no model; see {logs / 'train.log'}")
-    model_path = Path(saved[-1])
-
-    # 4. preprocess + extract the test micrographs
-    timings["preprocess_test"], pre_test, full_test = _preprocess(
-        tz, test_mics, work / "pre_test", downsample, num_workers, num_threads,
-        logs / "preprocess_test.log")
-    r_ext = int(extract_radius) if extract_radius is not None else max(
+    prior, pi = _prior_args(st.pi_fix, r_train, n_lab, expected_per_mic * len(train_mics), total_px,
+                            expected_per_mic)
+    timings["train"], model_path, method_used = _train(
+        tz, work, _train_args(work, targets, st, prior), st.method,
+        int(st.num_epochs) * int(st.epoch_size))
+    r_ext = int(st.extract_radius) if st.extract_radius is not None else max(
         1, int(round(particle_radius_px / downsample)))
-    raw = work / "extract_downsampled.tsv"
-    dt, rss, cpu = tz.run(
-        logs / "extract.log", "extract", "-m", model_path, "-r", r_ext, "-t", threshold,
-        "-d", -1, "-j", num_threads, "--num-workers", num_workers, "-o", raw,
-        *[pre_test[m.stem] for m in test_mics],
-    )
-    timings["extract"] = {"seconds": dt, "cpu_seconds": cpu, "peak_rss_mb": rss, "radius": r_ext}
-
-    # 5. parse, back to original pixels
-    rows: dict[str, list] = {m.stem: [] for m in test_mics}
-    with open(raw) as f:
-        header = f.readline().rstrip("\n").split("\t")
-        i_n, i_x, i_y, i_s = (header.index(c) for c in ("image_name", "x_coord", "y_coord", "score"))
-        for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) < 4:
-                continue
-            rows.setdefault(parts[i_n], []).append(
-                (float(parts[i_x]), float(parts[i_y]), float(parts[i_s])))
-    picks = {}
-    for m in test_mics:
-        sx, sy = _scales(full_test[m.stem], pre_test[m.stem])
-        r = rows.get(m.stem, [])
-        picks[m.stem] = (_array([(x * sx, y * sy) for x, y, _ in r], 2),
-                         _array([s for _, _, s in r], 1))
-
-    train_seconds = timings["preprocess_train"]["seconds"] + timings["train"]["seconds"]
+    picks = _extract(tz, work, test_mics, model_path, r_ext, st, downsample, timings)
     pick_seconds = timings["preprocess_test"]["seconds"] + timings["extract"]["seconds"]
     return {
         "picks": picks,
-        "train_seconds": train_seconds,
+        "train_seconds": timings["preprocess_train"]["seconds"] + timings["train"]["seconds"],
         "pick_seconds_per_mic": pick_seconds / len(test_mics),
         "peak_rss_mb": max(t["peak_rss_mb"] for t in timings.values()),
         "timings": timings,
         "model": str(model_path),
         "pi": pi,
-        "pixels_per_particle": p_true,
+        "pixels_per_particle": disk_pixels(r_train),
         "expected_per_mic": float(expected_per_mic),
         "n_train_labels": n_lab,
         "method_used": method_used,
@@ -584,15 +337,14 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     labels = read_labels(a.train_labels, a.topaz_venv)
-    res = run_topaz(
-        _expand(a.train_mics), labels, _expand(a.test_mics), a.workdir or a.out / "work",
-        a.radius, a.downsample, a.expected_per_mic,
+    settings = TopazSettings(
         num_epochs=a.num_epochs, epoch_size=a.epoch_size, minibatch_size=a.minibatch_size,
         train_radius=a.train_radius, extract_radius=a.extract_radius, threshold=a.threshold,
         method=a.method, pi_fix=not a.no_pi_fix, learning_rate=a.learning_rate,
         pretrained=not a.no_pretrained, num_threads=a.num_threads, num_workers=a.num_workers,
-        seed=None if a.seed < 0 else a.seed, topaz_venv=a.topaz_venv,
-    )
+        seed=None if a.seed < 0 else a.seed)
+    res = run_topaz(_expand(a.train_mics), labels, _expand(a.test_mics), a.workdir or a.out / "work",
+                    a.radius, a.downsample, a.expected_per_mic, settings, a.topaz_venv)
     a.out.mkdir(parents=True, exist_ok=True)
     write_picks_tsv(res["picks"], a.out / "picks.tsv")
     info = {k: v for k, v in res.items() if k != "picks"}

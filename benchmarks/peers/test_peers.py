@@ -127,8 +127,8 @@ def test_topaz_end_to_end(tmp_path):
         _write_mrc(p, img)
         mics.append(p)
         labels[p.stem] = centres[:6]
-    res = run_topaz.run_topaz(mics[:2], labels, mics[2:], tmp_path / "work", 8, 2, 12,
-                              num_epochs=1, epoch_size=5, minibatch_size=64, seed=0)
+    settings = run_topaz.TopazSettings(num_epochs=1, epoch_size=5, minibatch_size=64, seed=0)
+    res = run_topaz.run_topaz(mics[:2], labels, mics[2:], tmp_path / "work", 8, 2, 12, settings)
     xy, sc = res["picks"]["m2"]
     assert xy.shape[1] == 2 and len(xy) == len(sc) > 0
     assert res["train_seconds"] > 0 and res["peak_rss_mb"] > 0

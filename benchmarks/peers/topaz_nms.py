@@ -20,7 +20,7 @@ sys.path.insert(0, str(HERE))
 import compare_pickers as cp  # noqa: E402
 from datasets import make_set  # noqa: E402
 from rescore import _topaz_picks  # noqa: E402
-from run_topaz import _Topaz  # noqa: E402
+from topaz_exec import _Topaz  # noqa: E402
 
 from cryopick.io import find_micrographs  # noqa: E402
 
