@@ -59,6 +59,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from topaz_exec import write_picks_tsv  # noqa: E402  (one TSV writer for both peers)
+
 K_RATIO = 1.6
 TARGET_DIAMETER = 20.0
 
@@ -259,17 +262,6 @@ def read_micrograph(path) -> np.ndarray:
     if a.ndim != 2:
         raise ValueError(f"{path}: expected one 2-D micrograph, got shape {a.shape}")
     return a
-
-
-def write_picks_tsv(picks: dict, path) -> None:
-    """``{stem: (xy, scores)}`` -> Topaz-style TSV (image_name, x_coord, y_coord, score)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        f.write("image_name\tx_coord\ty_coord\tscore\n")
-        for stem, (xy, sc) in picks.items():
-            for (x, y), s in zip(xy, sc):
-                f.write(f"{stem}\t{x:.2f}\t{y:.2f}\t{s:.6g}\n")
 
 
 def main(argv=None) -> int:
