@@ -108,6 +108,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sim-variants", type=int, default=6,
                     help="extra simulated data sets with randomised size, SNR, crowding, ice and carbon "
                          "(the shipped model: 6)")
+    ap.add_argument("--domain-augment", action="store_true",
+                    help="also random zoom (0.8-1.25x) and Gaussian blur in training (TrainConfig.augment_domain)")
     ap.add_argument("--ship", action="store_true", help="write the result to src/cryopick/pretrained/general.pt")
     a = ap.parse_args(argv)
     sets = [s for s in SETS if s != a.exclude] + [f"simulated{k}" for k in range(1, a.sim_variants + 1)]
@@ -118,14 +120,15 @@ def main(argv=None) -> int:
     # one nominal preprocessing: every set is already downsampled (<= 40 px per particle); radius in downsampled px
     prep = Preprocessing(1.0, GENERAL_PREP.normalize, GENERAL_PREP.radius, GENERAL_PREP.mask_radius_scale)
     model_cfg = ModelConfig(arch="unet", base_features=a.base_features)
-    base = TrainConfig(epochs=a.epochs, patches_per_epoch=a.patches_per_epoch, loss="combined", device="cpu", seed=7)
+    base = TrainConfig(epochs=a.epochs, patches_per_epoch=a.patches_per_epoch, loss="combined", device="cpu", seed=7,
+                       augment_domain=a.domain_augment)
     cfg = resolve_train_config(base, torch.device("cpu"), train)
     t = time.perf_counter()
     result = fit(train, val, prep, model_cfg, cfg, out, run_config={"sets": sets, "train": dataclasses.asdict(cfg)})
     seconds = time.perf_counter() - t
     best = out / "best_model.pt"
     info = {"sets": sets, "excluded": a.exclude or None, "seconds": seconds, "best_epoch": result.best_epoch,
-            "sim_variants": a.sim_variants, "epochs": a.epochs, "patches_per_epoch": a.patches_per_epoch,
+            "sim_variants": a.sim_variants, "domain_augment": a.domain_augment, "epochs": a.epochs, "patches_per_epoch": a.patches_per_epoch,
             "base_features": a.base_features,
             "validation": [h for h in result.history if h["epoch"] == result.best_epoch]}
     (out / "general_info.json").write_text(json.dumps(info, indent=2))

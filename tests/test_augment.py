@@ -11,10 +11,12 @@ from cryopick.augment import (
     ContrastGradient,
     CryoEMAugmentation,
     ElasticDeform,
+    GaussianBlur,
     GaussianNoise,
     IceContamination,
     Normalize,
     RandomRot90Flip,
+    RandomZoom,
     augmentation_examples,
     default_train_transform,
     save_augmentation_examples,
@@ -50,11 +52,14 @@ def random_transforms(p: float) -> list:
         GaussianNoise(p=p),
         ContrastGradient(p=p),
         IceContamination(p=p),
+        RandomZoom(p=p),
+        GaussianBlur(p=p),
         CryoEMAugmentation(p=p),
+        CryoEMAugmentation(p=p, domain=True),
     ]
 
 
-INTENSITY = [GaussianNoise(p=1.0), ContrastGradient(p=1.0), IceContamination(p=1.0), Normalize()]
+INTENSITY = [GaussianNoise(p=1.0), GaussianBlur(p=1.0), ContrastGradient(p=1.0), IceContamination(p=1.0), Normalize()]
 ALL_P1 = random_transforms(1.0) + [Normalize(), default_train_transform(True)]
 
 
@@ -103,6 +108,33 @@ def test_elastic_keeps_image_and_mask_aligned(patch, seed):
     assert not np.array_equal(out_image, image)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_zoom_keeps_image_and_mask_aligned(patch, seed):
+    image, mask = patch
+    out_image, out_mask = RandomZoom(p=1.0)(image, mask, np.random.default_rng(seed))
+    assert (out_mask == label_of(out_image)).mean() >= 0.97
+    assert set(np.unique(out_mask)) <= set(np.unique(mask))
+    assert not np.array_equal(out_image, image)
+
+
+@pytest.mark.parametrize("scale", [0.8, 1.25])
+def test_zoom_scales_a_centred_disk_by_the_factor(scale):
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    disk = (((yy - (SIZE - 1) / 2) ** 2 + (xx - (SIZE - 1) / 2) ** 2) <= 10.0**2).astype(np.float32)
+    out_image, out_mask = RandomZoom(p=1.0, scale_range=(scale, scale))(disk, disk, np.random.default_rng(0))
+    assert (out_mask == 1).sum() == pytest.approx(disk.sum() * scale**2, rel=0.08)
+    cy, cx = ndimage.center_of_mass(out_mask)
+    assert abs(cy - (SIZE - 1) / 2) < 0.5 and abs(cx - (SIZE - 1) / 2) < 0.5
+
+
+def test_blur_is_a_gaussian_low_pass_within_its_sigma_range(patch):
+    image, mask = patch
+    noise = np.random.default_rng(3).standard_normal(image.shape).astype(np.float32)
+    out, _ = GaussianBlur(p=1.0, sigma_range=(1.5, 1.5))(noise, mask, np.random.default_rng(0))
+    np.testing.assert_allclose(out, ndimage.gaussian_filter(noise, 1.5, mode="reflect"), atol=1e-6)
+    assert out.std() < 0.4 * noise.std()
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_elastic_samples_image_and_mask_at_the_same_small_displacement(seed):
     """With coordinate ramps as inputs the outputs show where each pixel was sampled:
@@ -149,7 +181,7 @@ def test_ignore_pixels_survive(patch, transform):
         _, out_mask = transform(image, mask, np.random.default_rng(seed))
         assert (out_mask == -1).any()
         assert set(np.unique(out_mask)) <= {-1.0, 0.0, 1.0}
-        if not isinstance(transform, ElasticDeform) and not isinstance(transform, Compose):
+        if not isinstance(transform, (ElasticDeform, RandomZoom, Compose)):
             assert (out_mask == -1).sum() == (mask == -1).sum()
 
 
@@ -291,6 +323,8 @@ def test_bundle_probabilities():
         IceContamination: 0.2,
         ContrastGradient: 0.5,
     }
+    domain = {type(t): t.p for t in CryoEMAugmentation(0.5, domain=True).transforms}
+    assert domain == {**probs, RandomZoom: 0.5, GaussianBlur: 0.25}
 
 
 # --------------------------------------------------------------------------- examples
@@ -349,6 +383,10 @@ def test_save_augmentation_examples_unwritable(patch, tmp_path):
         lambda: IceContamination(radius_range=(0.0, 0.2)),
         lambda: IceContamination(strength_range=(3.0, 1.0)),
         lambda: IceContamination(edge_width=0.0),
+        lambda: RandomZoom(scale_range=(0.0, 1.2)),
+        lambda: RandomZoom(scale_range=(1.2, 0.8)),
+        lambda: GaussianBlur(sigma_range=(0.0, 1.0)),
+        lambda: GaussianBlur(sigma_range=1.0),
         lambda: Normalize(eps=0.0),
         lambda: Compose([Normalize(), "not a transform"]),
         lambda: Compose(5),
@@ -383,3 +421,13 @@ def test_transforms_pickle_for_dataloader_workers(patch):
     b = clone(image, mask, np.random.default_rng(9))
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_domain_randomisation_reaches_the_training_transform():
+    from cryopick.config import TrainConfig
+
+    def kinds(t):
+        return {type(s) for s in t.transforms[0].transforms}
+
+    assert RandomZoom not in kinds(default_train_transform(TrainConfig().augment))
+    assert {RandomZoom, GaussianBlur} <= kinds(default_train_transform(True, TrainConfig(augment_domain=True).augment_domain))

@@ -57,6 +57,7 @@ class TrainConfig:
     focal_alpha: float | None = 0.25
     focal_gamma: float = 2.0
     augment: bool = True
+    augment_domain: bool = False  # also zoom and blur (domain randomisation: the general model)
     balanced_sampling: bool = True
     positive_share: float = 0.5  # balanced sampling: share of patches that contain a particle
     patch_size: int | None = None  # None: 256 on CUDA, 128 on CPU

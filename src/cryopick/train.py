@@ -268,7 +268,7 @@ class _Fit:
         if self.hw.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.dataset = PatchDataset(train, cfg.patch_size, cfg.patches_per_epoch, cfg.seed,
-                                    default_train_transform(cfg.augment),
+                                    default_train_transform(cfg.augment, cfg.augment_domain),
                                     positive_share=cfg.positive_share if cfg.balanced_sampling else None,
                                     batch_size=cfg.batch_size)
         self.sampler = ddist.GlobalBatchSampler(len(self.dataset), cfg.batch_size, self.dist.rank, self.dist.world)

@@ -12,9 +12,9 @@ Outputs are float32, C-contiguous and of the input shape.  Transforms never modi
 their inputs in place; a transform that decides not to act may return its (float32,
 C-contiguous) inputs unchanged.
 
-Geometric transforms (:class:`RandomRot90Flip`, :class:`ElasticDeform`) move image and
+Geometric transforms (:class:`RandomRot90Flip`, :class:`ElasticDeform`, :class:`RandomZoom`) move image and
 mask together; the mask is never interpolated between labels, so ``-1`` stays exactly
-``-1``.  Intensity transforms (:class:`GaussianNoise`, :class:`ContrastGradient`,
+``-1``.  Intensity transforms (:class:`GaussianNoise`, :class:`GaussianBlur`, :class:`ContrastGradient`,
 :class:`IceContamination`, :class:`Normalize`) return the mask unchanged.
 
 Intensity amounts are expressed in units of the patch's own standard deviation, so the
@@ -34,13 +34,15 @@ Modules: :mod:`.base` (checks, the random-transform base), :mod:`.geometric`,
 from .base import Transform
 from .compose import Compose, CryoEMAugmentation, default_train_transform
 from .examples import augmentation_examples, save_augmentation_examples
-from .geometric import ElasticDeform, RandomRot90Flip
-from .intensity import ContrastGradient, GaussianNoise, IceContamination, Normalize
+from .geometric import ElasticDeform, RandomRot90Flip, RandomZoom
+from .intensity import ContrastGradient, GaussianBlur, GaussianNoise, IceContamination, Normalize
 
 __all__ = [
     "Transform",
     "RandomRot90Flip",
     "ElasticDeform",
+    "RandomZoom",
+    "GaussianBlur",
     "GaussianNoise",
     "ContrastGradient",
     "IceContamination",

@@ -9,8 +9,8 @@ import numpy as np
 from cryopick.errors import InputError
 
 from .base import Transform, _check_probability, _prepare
-from .geometric import ElasticDeform, RandomRot90Flip
-from .intensity import ContrastGradient, GaussianNoise, IceContamination, Normalize
+from .geometric import ElasticDeform, RandomRot90Flip, RandomZoom
+from .intensity import ContrastGradient, GaussianBlur, GaussianNoise, IceContamination, Normalize
 
 
 class Compose:
@@ -57,14 +57,23 @@ class CryoEMAugmentation(Compose):
     Geometry comes first, so intensity changes are not resampled; noise is scaled to the
     patch before contamination inflates its std; gain/gradient act on the whole scene.
     ``p = 0`` is the identity and ``p = 1`` applies every step.
+
+    ``domain=True`` (domain randomisation, for a model meant for data sets it never saw)
+    adds :class:`RandomZoom` (``p``, 0.8-1.25x) after the elastic step and
+    :class:`GaussianBlur` (``p / 2``, sigma 0.5-2 px) before the noise.
     """
 
-    def __init__(self, p: float = 0.5) -> None:
+    def __init__(self, p: float = 0.5, domain: bool = False) -> None:
         self.p = _check_probability("p", p)
+        self.domain = bool(domain)
+        zoom = [RandomZoom(p=self.p)] if self.domain else []
+        blur = [GaussianBlur(p=self.p / 2.0)] if self.domain else []
         super().__init__(
             [
                 RandomRot90Flip(p=self.p),
                 ElasticDeform(p=self.p / 2.0),
+                *zoom,
+                *blur,
                 GaussianNoise(p=self.p),
                 IceContamination(p=0.4 * self.p),
                 ContrastGradient(p=self.p),
@@ -72,11 +81,11 @@ class CryoEMAugmentation(Compose):
         )
 
     def __repr__(self) -> str:
-        return f"CryoEMAugmentation(p={self.p!r})"
+        return f"CryoEMAugmentation(p={self.p!r}" + (", domain=True)" if self.domain else ")")
 
 
-def default_train_transform(augment: bool) -> Compose:
-    """``Compose([CryoEMAugmentation(0.5), Normalize()])``, or just ``Normalize()``."""
+def default_train_transform(augment: bool, domain: bool = False) -> Compose:
+    """``Compose([CryoEMAugmentation(0.5, domain), Normalize()])``, or just ``Normalize()``."""
     if augment:
-        return Compose([CryoEMAugmentation(0.5), Normalize()])
+        return Compose([CryoEMAugmentation(0.5, domain), Normalize()])
     return Compose([Normalize()])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .base import _check_positive, _RandomTransform
+from .base import _check_positive, _check_range, _RandomTransform
 
 
 class RandomRot90Flip(_RandomTransform):
@@ -64,4 +64,28 @@ class ElasticDeform(_RandomTransform):
         coords = np.indices(image.shape, dtype=np.float64) + self.displacement(image.shape, rng)
         image = ndimage.map_coordinates(image, coords, order=1, mode="reflect", output=np.float32)
         mask = ndimage.map_coordinates(mask, coords, order=0, mode="reflect", output=np.float32)
+        return image, mask
+
+
+class RandomZoom(_RandomTransform):
+    """Zoom about the patch centre by a factor drawn log-uniformly from ``scale_range``.
+
+    Particles grow (factor > 1) or shrink with their target disks, so a model learns
+    particles a little larger or smaller than the size it is given; the image is
+    resampled linearly, the mask by nearest neighbour (``-1`` stays ``-1``), and the
+    borders are reflected, image and mask alike.
+    """
+
+    def __init__(self, p: float = 0.5, scale_range: tuple[float, float] = (0.8, 1.25)) -> None:
+        super().__init__(p)
+        self.scale_range = _check_range("scale_range", scale_range, low=0.0, low_open=True)
+
+    def _apply(self, image, mask, rng):
+        lo, hi = np.log(self.scale_range)
+        scale = float(np.exp(rng.uniform(lo, hi)))
+        centre = (np.array(image.shape, dtype=np.float64) - 1.0) / 2.0
+        coords = (np.indices(image.shape, dtype=np.float64) - centre[:, None, None]) / scale \
+            + centre[:, None, None]
+        image = ndimage.map_coordinates(image, coords, order=1, mode="mirror", output=np.float32)
+        mask = ndimage.map_coordinates(mask, coords, order=0, mode="mirror", output=np.float32)
         return image, mask
