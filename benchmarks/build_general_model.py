@@ -128,8 +128,8 @@ def main(argv=None) -> int:
     seconds = time.perf_counter() - t
     best = out / "best_model.pt"
     info = {"sets": sets, "excluded": a.exclude or None, "seconds": seconds, "best_epoch": result.best_epoch,
-            "sim_variants": a.sim_variants, "domain_augment": a.domain_augment, "epochs": a.epochs, "patches_per_epoch": a.patches_per_epoch,
-            "base_features": a.base_features,
+            "sim_variants": a.sim_variants, "domain_augment": a.domain_augment, "epochs": a.epochs,
+            "patches_per_epoch": a.patches_per_epoch, "base_features": a.base_features,
             "validation": [h for h in result.history if h["epoch"] == result.best_epoch]}
     (out / "general_info.json").write_text(json.dumps(info, indent=2))
     exported = export_general(load_checkpoint(best), out / "general.pt", info)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,13 @@ MAX_MODULE, MAX_FUNCTION = 400, 80
 
 
 def _sources() -> list[Path]:
-    files = [*ROOT.glob("src/cryopick/**/*.py"), *ROOT.glob("benchmarks/**/*.py"), *ROOT.glob("scripts/**/*.py")]
-    return sorted(p for p in files if not any(part.startswith(".") for part in p.relative_to(ROOT).parts))
+    """The project's Python files; hidden folders (virtual environments) are not walked."""
+    files = []
+    for top in ("src/cryopick", "benchmarks", "scripts"):
+        for folder, dirs, names in os.walk(ROOT / top):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            files += [Path(folder) / n for n in names if n.endswith(".py")]
+    return sorted(files)
 
 
 def oversized(path: Path, root: Path = ROOT) -> list[str]:

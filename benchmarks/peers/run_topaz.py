@@ -153,7 +153,7 @@ def _read_extract(raw: Path, test_mics, pre: dict, full: dict) -> dict:
     return picks
 
 
-def _extract(tz: _Topaz, work: Path, test_mics, model_path: Path, r_ext: int, st: "TopazSettings",
+def _extract(tz: _Topaz, work: Path, test_mics, model_path: Path, r_ext: int, st: TopazSettings,
              downsample: int, timings: dict) -> dict:
     """``topaz preprocess`` + ``extract`` on the test micrographs (timings filled in); picks."""
     logs = work / "logs"

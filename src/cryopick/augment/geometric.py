@@ -8,6 +8,12 @@ from scipy import ndimage
 from .base import _check_positive, _check_range, _RandomTransform
 
 
+def _resample(image: np.ndarray, mask: np.ndarray, coords: np.ndarray, mode: str):
+    """Image and mask at ``coords`` (2, H, W): the image linearly, the mask by nearest neighbour."""
+    return (ndimage.map_coordinates(image, coords, order=1, mode=mode, output=np.float32),
+            ndimage.map_coordinates(mask, coords, order=0, mode=mode, output=np.float32))
+
+
 class RandomRot90Flip(_RandomTransform):
     """Rotate by a multiple of 90 degrees and/or flip; image and mask move together.
 
@@ -62,9 +68,7 @@ class ElasticDeform(_RandomTransform):
 
     def _apply(self, image, mask, rng):
         coords = np.indices(image.shape, dtype=np.float64) + self.displacement(image.shape, rng)
-        image = ndimage.map_coordinates(image, coords, order=1, mode="reflect", output=np.float32)
-        mask = ndimage.map_coordinates(mask, coords, order=0, mode="reflect", output=np.float32)
-        return image, mask
+        return _resample(image, mask, coords, "reflect")
 
 
 class RandomZoom(_RandomTransform):
@@ -86,6 +90,4 @@ class RandomZoom(_RandomTransform):
         centre = (np.array(image.shape, dtype=np.float64) - 1.0) / 2.0
         coords = (np.indices(image.shape, dtype=np.float64) - centre[:, None, None]) / scale \
             + centre[:, None, None]
-        image = ndimage.map_coordinates(image, coords, order=1, mode="mirror", output=np.float32)
-        mask = ndimage.map_coordinates(mask, coords, order=0, mode="mirror", output=np.float32)
-        return image, mask
+        return _resample(image, mask, coords, "mirror")
